@@ -1,0 +1,82 @@
+"""Shared fixtures: one emulator on a real loopback socket for the whole session.
+
+Clients in tests talk HTTP and WebSocket to it exactly as they would to the
+real service. Every test gets its own WIRO_HOME (journal) and a clean set of
+fault knobs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from wiro_jupyter.emulator import Emulator
+
+for _name in ("WIRO_API_KEY", "WIRO_API_SECRET", "WIRO_API_URL", "WIRO_SOCKET_URL", "WBOT_API_KEY", "WBOT_API_URL"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(stage_delay=0) as emu:
+        yield emu
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIRO_HOME", str(tmp_path / "wiro-home"))
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Iterator[Emulator]:
+    """The session emulator with fault knobs, queue and stage delay reset around each test."""
+    emulator.faults.reset()
+    emulator.resume_queue()
+    emulator.stage_delay = 0
+    yield emulator
+    emulator.faults.reset()
+    emulator.resume_queue()
+    emulator.stage_delay = 0
+
+
+@pytest.fixture
+def emu_env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The environment a user of the emulator has: WIRO_* variables pointing at it."""
+    monkeypatch.setenv("WIRO_API_URL", emu.api_url)
+    monkeypatch.setenv("WIRO_SOCKET_URL", emu.socket_url)
+    monkeypatch.setenv("WIRO_API_KEY", emu.api_key)
+    return emu
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """A bounded wait on a condition (never a bare sleep standing in for synchronisation)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def make_client(emu: Emulator, **kwargs: Any) -> Any:
+    from wiro_jupyter import Wiro
+
+    options: dict[str, Any] = {
+        "api_key": emu.api_key,
+        "api_url": emu.api_url,
+        "socket_url": emu.socket_url,
+        "poll_interval": 0.05,
+        "socket_silence": 5.0,
+    }
+    options.update(kwargs)
+    return Wiro(**options)
+
+
+@pytest.fixture
+def wiro(emu: Emulator) -> Iterator[Any]:
+    client = make_client(emu)
+    yield client
+    client.close()

@@ -1,0 +1,45 @@
+"""Point this process at a local emulator: no account, no network, synthetic outputs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+_running: Any = None
+
+
+def use_emulator(*, stage_delay: float = 0.15, quiet: bool = False) -> Any:
+    """Start the embedded emulator (once per process) and make it the default for new clients.
+
+    Sets WIRO_API_URL, WIRO_SOCKET_URL, WIRO_API_KEY (and WBOT_API_URL /
+    WBOT_API_KEY for chat) in this process's environment. Returns the Emulator.
+    """
+    global _running
+    from .emulator import Emulator
+
+    if _running is None:
+        _running = Emulator(stage_delay=stage_delay).start()
+    emu = _running
+    os.environ.pop("WIRO_API_SECRET", None)
+    os.environ.update(
+        WIRO_API_URL=emu.api_url,
+        WIRO_SOCKET_URL=emu.socket_url,
+        WIRO_API_KEY=emu.api_key,
+        WBOT_API_URL=emu.dify_url,
+    )
+    chat_key = getattr(emu, "dify_chat_key", None)
+    if chat_key:
+        os.environ["WBOT_API_KEY"] = chat_key
+    if not quiet:
+        sys.stderr.write(
+            f"wiro-jupyter: using the local emulator at {emu.base_url} — models and outputs are synthetic.\n"
+        )
+    return emu
+
+
+def stop_emulator() -> None:
+    global _running
+    if _running is not None:
+        _running.stop()
+        _running = None

@@ -1,0 +1,351 @@
+"""What the Wiro API returns, as typed objects read from the server's raw JSON.
+
+The server's field names differ from what its docs and SDKs say (research
+notes §4.1): parameter items carry `defaultvalue`, string `minvalue` /
+`maxvalue`, `incrementby`, options as `{text, value}` and `maxinputlenght`
+(sic). Both spellings are accepted everywhere here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+FILE_TYPES = ("fileinput", "multifileinput", "combinefileinput")
+NUMBER_TYPES = ("range", "number", "float")
+SELECT_TYPES = ("select", "selectwithcover")
+
+
+def _first(raw: dict[str, Any], *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if key in raw and raw[key] is not None:
+            return raw[key]
+    return default
+
+
+def to_number(value: Any) -> float | int | None:
+    """'256' -> 256, '4.5' -> 4.5, '' / None / junk -> None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        text = str(value).strip()
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+
+
+def to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def maybe_json(value: Any) -> Any:
+    """Decode JSON that the server sends inside a string (dynamicprice, categories, socket messages)."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    value: Any
+    label: str
+
+
+@dataclass
+class Parameter:
+    """One input of a model, flattened out of the server's groups."""
+
+    id: str
+    type: str
+    label: str = ""
+    default: Any = None
+    options: list[Option] = field(default_factory=list)
+    min: float | int | None = None
+    max: float | int | None = None
+    step: float | int | None = None
+    required: bool = False
+    description: str = ""
+    placeholder: str = ""
+    group: str = ""
+    max_files: int | None = None
+    advanced: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], group: str = "") -> Parameter:
+        options = []
+        for opt in raw.get("options") or []:
+            if isinstance(opt, dict):
+                value = opt.get("value", opt.get("text"))
+                options.append(Option(value=value, label=str(_first(opt, "text", "label", default=value))))
+            else:
+                options.append(Option(value=opt, label=str(opt)))
+        max_files = to_number(_first(raw, "maxinputlenght", "maxinputlength", "maxInputLength"))
+        return cls(
+            id=str(raw.get("id", "")),
+            type=str(raw.get("type") or "text").lower(),
+            label=str(_first(raw, "label", "text", default="") or raw.get("id", "")),
+            default=_first(raw, "defaultvalue", "default", "value"),
+            options=options,
+            min=to_number(_first(raw, "minvalue", "min")),
+            max=to_number(_first(raw, "maxvalue", "max")),
+            step=to_number(_first(raw, "incrementby", "step")),
+            required=to_bool(raw.get("required", False)),
+            description=str(_first(raw, "note", "description", default="") or ""),
+            placeholder=str(raw.get("placeholder") or ""),
+            group=group,
+            max_files=int(max_files) if max_files else None,
+            advanced=to_bool(raw.get("advanced", False)),
+            raw=raw,
+        )
+
+    @property
+    def is_file(self) -> bool:
+        return self.type in FILE_TYPES
+
+    @property
+    def is_number(self) -> bool:
+        return self.type in NUMBER_TYPES
+
+    @property
+    def is_select(self) -> bool:
+        return self.type in SELECT_TYPES
+
+    @property
+    def is_integer(self) -> bool:
+        """Whole numbers only when every bound the model declares is whole."""
+        if self.type == "float":
+            return False
+        if self.type == "number":
+            return True
+        bounds = [b for b in (self.min, self.max, self.step, to_number(self.default)) if b is not None]
+        return all(float(b).is_integer() for b in bounds) and self.step is not None
+
+    def describe(self) -> str:
+        parts = [self.type]
+        if self.is_number and (self.min is not None or self.max is not None):
+            parts.append(f"{self.min}..{self.max}" + (f" step {self.step}" if self.step else ""))
+        if self.options:
+            parts.append("one of " + ", ".join(repr(o.value) for o in self.options))
+        if self.max_files:
+            parts.append(f"up to {self.max_files} files/URLs")
+        if self.required:
+            parts.append("required")
+        elif self.default not in (None, ""):
+            parts.append(f"default {self.default!r}")
+        return ", ".join(parts)
+
+
+def parameters_from_groups(groups: Any) -> list[Parameter]:
+    """The server sends groups `[{title, items: [...]}]`; older docs show a flat list. Accept both."""
+    params: list[Parameter] = []
+    for entry in groups or []:
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("items"), list):
+            title = str(entry.get("title") or "")
+            params.extend(Parameter.from_raw(item, title) for item in entry["items"] if isinstance(item, dict))
+        elif "id" in entry:
+            params.append(Parameter.from_raw(entry))
+    return params
+
+
+@dataclass
+class Model:
+    """A model of the catalogue (Tool/List item) or its full definition (Tool/Detail)."""
+
+    slug: str
+    title: str = ""
+    description: str = ""
+    categories: list[str] = field(default_factory=list)
+    price: float | None = None
+    price_method: str = ""
+    image: str = ""
+    parameters: list[Parameter] = field(default_factory=list)
+    id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> Model:
+        owner = _first(raw, "cleanslugowner", "slugowner", default="")
+        project = _first(raw, "cleanslugproject", "slugproject", default="")
+        price, method = None, ""
+        pricing = maybe_json(raw.get("dynamicprice"))
+        if isinstance(pricing, list) and pricing and isinstance(pricing[0], dict):
+            price = to_number(pricing[0].get("price"))
+            method = str(pricing[0].get("priceMethod") or "")
+        if price is None:
+            price = to_number(raw.get("approximatelycost"))
+        categories = maybe_json(raw.get("categories")) or []
+        return cls(
+            slug=f"{owner}/{project}",
+            title=str(raw.get("title") or ""),
+            description=str(_first(raw, "description", "seodescription", default="") or ""),
+            categories=[str(c) for c in categories] if isinstance(categories, list) else [],
+            price=float(price) if price is not None else None,
+            price_method=method,
+            image=str(raw.get("image") or ""),
+            parameters=parameters_from_groups(raw.get("parameters")),
+            id=str(raw.get("id") or ""),
+            raw=raw,
+        )
+
+    @property
+    def owner(self) -> str:
+        return self.slug.split("/", 1)[0]
+
+    @property
+    def project(self) -> str:
+        return self.slug.split("/", 1)[1]
+
+    def parameter(self, id: str) -> Parameter:
+        for p in self.parameters:
+            if p.id == id:
+                return p
+        raise KeyError(id)
+
+    @property
+    def main_text_parameter(self) -> Parameter | None:
+        """Where a plain-text cell body goes: `prompt`, else the first textarea, else the first text."""
+        by_id = {p.id: p for p in self.parameters}
+        if "prompt" in by_id:
+            return by_id["prompt"]
+        for kind in ("textarea", "text"):
+            for p in self.parameters:
+                if p.type == kind and not p.id.lower().endswith("url") and p.id not in ("session_id", "user_id"):
+                    return p
+        return None
+
+    def __repr__(self) -> str:
+        price = f", ${self.price:g}/{self.price_method or 'run'}" if self.price is not None else ""
+        return f"<Model {self.slug} {self.title!r} ({len(self.parameters)} parameters{price})>"
+
+    def _repr_text(self) -> str:
+        lines = [f"{self.slug} — {self.title}", self.description.strip()[:300]]
+        for p in self.parameters:
+            lines.append(f"  {p.id:<24} {p.describe()}")
+        return "\n".join(line for line in lines if line)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td><code>{html.escape(p.id)}</code></td><td>{html.escape(p.label)}</td>"
+            f"<td>{html.escape(p.describe())}</td><td>{html.escape(p.description)}</td></tr>"
+            for p in self.parameters
+        )
+        return (
+            f"<div><b>{html.escape(self.slug)}</b> — {html.escape(self.title)}"
+            f"<p>{html.escape(self.description[:400])}</p>"
+            f"<table><tr><th>id</th><th>label</th><th>accepts</th><th>note</th></tr>{rows}</table></div>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self._repr_text(), "text/html": self._repr_html_()}
+
+
+class ModelList(list[Model]):
+    """A page of the catalogue; shows as a table in a notebook."""
+
+    total: int = 0
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        text = "\n".join(f"{m.slug:<36} {m.title[:40]:<40} {', '.join(m.categories[:3])}" for m in self)
+        rows = "".join(
+            f"<tr><td><code>{html.escape(m.slug)}</code></td><td>{html.escape(m.title)}</td>"
+            f"<td>{html.escape(', '.join(m.categories))}</td>"
+            f"<td>{'' if m.price is None else f'${m.price:g}'}</td></tr>"
+            for m in self
+        )
+        summary = f"{len(self)} of {self.total} models"
+        return {
+            "text/plain": f"{summary}\n{text}",
+            "text/html": f"<div>{summary}<table><tr><th>slug</th><th>title</th><th>categories</th>"
+            f"<th>price</th></tr>{rows}</table></div>",
+        }
+
+
+def output_kind(content_type: str, name: str) -> str:
+    """image / audio / video / text / json / raw / file, from the MIME type or the name."""
+    ct = (content_type or "").lower()
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ct == "raw":
+        return "raw"
+    if ct.startswith("image/gif") or ext == "gif":
+        return "video"
+    if ct.startswith("image/") or ext in ("png", "jpg", "jpeg", "webp", "bmp"):
+        return "image"
+    if ct.startswith("audio/") or ext in ("wav", "mp3", "ogg", "flac", "m4a"):
+        return "audio"
+    if ct.startswith("video/") or ext in ("mp4", "webm", "mov"):
+        return "video"
+    if "json" in ct or ext == "json":
+        return "json"
+    if ct.startswith("text/") or ext in ("txt", "md", "csv"):
+        return "text"
+    return "file"
+
+
+@dataclass
+class TaskEvent:
+    """One thing that happened to a task, as it arrived (socket frame or poll).
+
+    `kind` is the server's status name (`task_start`, `task_output`, …) or one
+    of our own: `poll` (state read by Task/Detail), `socket_lost`, `done`.
+    `answer_delta` / `thinking_delta` carry only the new LLM text of a
+    cumulative snapshot; `answer` / `thinking` the running full text.
+    """
+
+    kind: str
+    message: Any = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    time: float = field(default_factory=time.time)
+    answer_delta: str = ""
+    thinking_delta: str = ""
+    answer: str = ""
+    thinking: str = ""
+    progress: dict[str, Any] | None = None
+    audio: bytes | None = field(default=None, repr=False)
+
+    @property
+    def percentage(self) -> float | None:
+        if self.progress and self.progress.get("percentage") is not None:
+            number = to_number(self.progress.get("percentage"))
+            return float(number) if number is not None else None
+        return None
+
+    @property
+    def line(self) -> str:
+        """A one-line text for logs and terminals."""
+        if self.answer_delta or self.thinking_delta:
+            return self.answer_delta or self.thinking_delta
+        if self.progress:
+            return f"{self.progress.get('task', 'progress')} {self.progress.get('percentage', '?')}%"
+        if isinstance(self.message, str):
+            return self.message
+        return ""
+
+
+# Status names fixed by the docs (the emulator shares only these constants).
+STAGES = (
+    "task_queue",
+    "task_accept",
+    "task_assign",
+    "task_preprocess_start",
+    "task_preprocess_end",
+    "task_start",
+    "task_output",
+    "task_end",
+    "task_postprocess_start",
+    "task_postprocess_end",
+)
+TERMINAL = ("task_postprocess_end", "task_cancel")

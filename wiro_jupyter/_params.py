@@ -1,0 +1,257 @@
+"""Check a run's parameters against the model's definitions, then encode them.
+
+Everything here happens before a request is sent, so a typo never costs
+money. The encoding follows the wire rules (research notes §4.1, §5): JSON
+when no file is uploaded, multipart when one is; a URL goes to the model's
+declared URL companion (`inputImageUrl`, `inputDocumentUrlMultiple`, …) or,
+for `combinefileinput`, into the field itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import mimetypes
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import ValidationError
+from ._models import Model, Parameter, to_bool, to_number
+
+# Accepted by every model without being declared (docs: callbackUrl on all models).
+ALWAYS_ALLOWED = {"callbackUrl"}
+
+
+def is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://"))
+
+
+@dataclass
+class FileInput:
+    """A file to upload: its bytes are read once, hashed for the journal, never logged."""
+
+    name: str
+    content: bytes = field(repr=False)
+    content_type: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+def read_file_input(value: Any, param_id: str) -> FileInput:
+    """Path, bytes, file object or PIL image → FileInput, with a clear error when it can't be read."""
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValidationError(
+                f"Parameter {param_id!r}: the file {str(path)!r} does not exist.",
+                hint="Give an existing file path, bytes, an open file, a PIL image, or an http(s) URL. Nothing was sent.",
+            )
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileInput(path.name, path.read_bytes(), ctype)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return FileInput(f"{param_id}{_sniff_extension(data)}", data, _sniff_type(data))
+    if hasattr(value, "save") and hasattr(value, "mode") and hasattr(value, "size"):  # a PIL image
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        return FileInput(f"{param_id}.png", buffer.getvalue(), "image/png")
+    if hasattr(value, "read"):
+        data = value.read()
+        if isinstance(data, str):
+            data = data.encode()
+        name = Path(str(getattr(value, "name", "") or param_id)).name
+        ctype = mimetypes.guess_type(name)[0] or _sniff_type(data)
+        return FileInput(name, data, ctype)
+    raise ValidationError(
+        f"Parameter {param_id!r} is a file input; {type(value).__name__} is not a file.",
+        hint="Give a file path, bytes, an open file, a PIL image, or an http(s) URL.",
+    )
+
+
+_MAGIC = (
+    (b"\x89PNG", ".png", "image/png"),
+    (b"\xff\xd8\xff", ".jpg", "image/jpeg"),
+    (b"GIF8", ".gif", "image/gif"),
+    (b"RIFF", ".wav", "audio/wav"),
+    (b"%PDF", ".pdf", "application/pdf"),
+)
+
+
+def _sniff_extension(data: bytes) -> str:
+    return next((ext for magic, ext, _ in _MAGIC if data.startswith(magic)), ".bin")
+
+
+def _sniff_type(data: bytes) -> str:
+    return next((ctype for magic, _, ctype in _MAGIC if data.startswith(magic)), "application/octet-stream")
+
+
+@dataclass
+class PreparedRun:
+    """The wire form of a run: `json` or (`data` + `files`), plus a journal-safe summary."""
+
+    json: dict[str, Any] | None
+    data: list[tuple[str, str]] | None
+    files: list[tuple[str, tuple[str, bytes, str]]] | None
+    summary: dict[str, Any]
+
+    @property
+    def multipart(self) -> bool:
+        return self.files is not None
+
+
+def url_companion(model: Model, param: Parameter) -> str | None:
+    """The declared text parameter that takes URLs for a file parameter, if any."""
+    ids = {p.id for p in model.parameters}
+    candidates = [f"{param.id}Url", f"{param.id}URL", param.id.replace("Multiple", "UrlMultiple")]
+    for candidate in candidates:
+        if candidate != param.id and candidate in ids:
+            return candidate
+    return None
+
+
+def _coerce(param: Parameter, value: Any, errors: list[str]) -> Any:
+    if param.is_number:
+        number = to_number(value)
+        if number is None:
+            errors.append(f"{param.id!r} must be a number ({param.describe()}); got {value!r}.")
+            return value
+        if param.is_integer and isinstance(number, float):
+            if not number.is_integer():
+                errors.append(f"{param.id!r} must be a whole number ({param.describe()}); got {value!r}.")
+                return value
+            number = int(number)
+        if (param.min is not None and number < param.min) or (param.max is not None and number > param.max):
+            errors.append(f"{param.id!r} must be between {param.min} and {param.max}; got {number}.")
+        return number
+    if param.is_select and param.options:
+        allowed = {str(o.value): o.value for o in param.options}
+        if str(value) not in allowed:
+            # Accept an option's label as a convenience ("PNG" for "png").
+            by_label = {o.label.lower(): o.value for o in param.options}
+            if str(value).lower() in by_label:
+                return by_label[str(value).lower()]
+            close = difflib.get_close_matches(str(value), list(allowed), n=1)
+            did_you_mean = f" Did you mean {close[0]!r}?" if close else ""
+            errors.append(
+                f"{param.id!r} must be one of {', '.join(repr(v) for v in allowed.values())}; got {value!r}.{did_you_mean}"
+            )
+            return value
+        return allowed[str(value)]
+    if param.type == "checkbox":
+        return to_bool(value)
+    if param.type in ("text", "textarea"):
+        limit = to_number(param.raw.get("maxlength") or param.raw.get("maxLength"))
+        text = value if isinstance(value, str) else str(value)
+        if limit and len(text) > limit:
+            errors.append(f"{param.id!r} is {len(text)} characters long; the model takes at most {limit}.")
+        return text
+    return value
+
+
+def prepare_run(model: Model, params: dict[str, Any], *, callback_url: str | None = None) -> PreparedRun:
+    """Validate `params` against `model` and encode them for /Run. Raises ValidationError listing every problem."""
+    by_id = {p.id: p for p in model.parameters}
+    errors: list[str] = []
+    fields: list[tuple[str, Any]] = []  # (name, scalar or URL list) in order
+    uploads: list[tuple[str, FileInput]] = []
+    summary: dict[str, Any] = {}
+    given = {k: v for k, v in params.items() if v is not None}
+
+    for name, value in given.items():
+        param = by_id.get(name)
+        if param is None:
+            if name in ALWAYS_ALLOWED:
+                fields.append((name, value))
+                summary[name] = value
+                continue
+            close = difflib.get_close_matches(name, list(by_id), n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            errors.append(f"{model.slug} has no parameter {name!r}.{hint}")
+            continue
+        if param.is_file:
+            _file_param(model, param, value, fields, uploads, summary, errors)
+            continue
+        coerced = _coerce(param, value, errors)
+        fields.append((name, coerced))
+        summary[name] = coerced
+
+    supplied = {name for name, _ in fields} | {name for name, _ in uploads}
+    for param in model.parameters:
+        if not param.required or param.id in supplied:
+            continue
+        companion = url_companion(model, param) if param.is_file else None
+        if companion and companion in supplied:
+            continue
+        if param.default not in (None, "", []):
+            continue  # the server fills in its default
+        errors.append(f"{param.id!r} is required ({param.describe()}).")
+
+    if callback_url:
+        fields.append(("callbackUrl", callback_url))
+        summary["callbackUrl"] = callback_url
+    if errors:
+        raise ValidationError(
+            f"{model.slug}: " + " ".join(errors),
+            errors=errors,
+            hint=f"Nothing was sent or charged. `Wiro().model({model.slug!r})` shows every parameter.",
+        )
+
+    if not uploads:
+        return PreparedRun(json=dict(fields), data=None, files=None, summary=summary)
+    data: list[tuple[str, str]] = []
+    for name, value in fields:
+        for item in value if isinstance(value, list) else [value]:
+            data.append((name, _form_value(item)))
+    files = [(name, (f.name, f.content, f.content_type)) for name, f in uploads]
+    return PreparedRun(json=None, data=data, files=files, summary=summary)
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _file_param(
+    model: Model,
+    param: Parameter,
+    value: Any,
+    fields: list[tuple[str, Any]],
+    uploads: list[tuple[str, FileInput]],
+    summary: dict[str, Any],
+    errors: list[str],
+) -> None:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if param.type == "fileinput" and len(items) > 1:
+        errors.append(f"{param.id!r} takes one file or URL; got {len(items)}.")
+        return
+    if param.max_files and len(items) > param.max_files:
+        errors.append(f"{param.id!r} takes at most {param.max_files} files/URLs; got {len(items)}.")
+        return
+    urls = [str(v).strip() for v in items if is_url(v)]
+    local: list[FileInput] = []
+    for item in items:
+        if is_url(item):
+            continue
+        try:
+            local.append(read_file_input(item, param.id))
+        except ValidationError as exc:
+            errors.append(exc.message)
+    summary[param.id] = [u for u in urls] + [f"{f.name} (sha256:{f.sha256[:16]})" for f in local]
+    if param.type == "fileinput" and not urls:
+        summary[param.id] = summary[param.id][0] if summary[param.id] else None
+    uploads.extend((param.id, f) for f in local)
+    if not urls:
+        return
+    if param.type == "combinefileinput":
+        # One field takes files and URLs alike; JSON takes a URL array.
+        fields.append((param.id, urls))
+        return
+    companion = url_companion(model, param) or f"{param.id}Url"
+    joined = ",".join(urls) if param.type == "multifileinput" else urls[0]
+    fields.append((companion, joined))

@@ -1,0 +1,157 @@
+"""The task socket: one WebSocket connection shared by every task a client follows.
+
+Wire facts (research notes §8): the server greets with `{"type":"connected"}`;
+`{"type":"task_info","tasktoken":…}` registers a task, many per connection;
+frames carry `tasktoken`, so one reader demultiplexes them. There is no replay
+of frames sent before registration, so every subscriber resynchronises with
+Task/Detail after each (re)connect — the socket says *when* something
+happened, Task/Detail says *what* the result is.
+
+Binary frames (realtime voice, §9) are `<tasktoken>|<pcm bytes>` in both
+directions; they are routed the same way, so voice sessions share this layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from typing import Any, Protocol
+
+from ._loop import spawn
+
+log = logging.getLogger("wiro_jupyter")
+
+
+class Subscriber(Protocol):
+    def on_frame(self, frame: dict[str, Any]) -> None: ...
+
+    def on_binary(self, payload: bytes) -> None: ...
+
+    def on_socket_state(self, connected: bool) -> None: ...
+
+
+class TaskSocket:
+    """Keeps one connection open while anyone is subscribed; reconnects with backoff."""
+
+    def __init__(self, url: str, *, open_timeout: float = 10.0, max_backoff: float = 10.0) -> None:
+        self.url = url
+        self.open_timeout = open_timeout
+        self.max_backoff = max_backoff
+        self._subscribers: dict[str, Subscriber] = {}
+        self._connection: Any = None
+        self._runner: asyncio.Task[None] | None = None
+        self.connected = False
+        self.connections_opened = 0  # for tests and benchmarks
+
+    def subscribe(self, token: str, subscriber: Subscriber) -> None:
+        self._subscribers[token] = subscriber
+        if self._connection is not None and self.connected:
+            spawn(self._register(token))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.ensure_future(self._run())
+
+    def unsubscribe(self, token: str) -> None:
+        # The protocol has no unsubscribe; we just stop routing. The connection
+        # closes when the last subscriber leaves.
+        self._subscribers.pop(token, None)
+        if not self._subscribers and self._connection is not None:
+            spawn(self._close())
+
+    async def send_json(self, payload: dict[str, Any]) -> None:
+        if self._connection is None:
+            raise ConnectionError("the task socket is not connected")
+        await self._connection.send(json.dumps(payload))
+
+    async def send_audio(self, token: str, pcm: bytes) -> None:
+        """A realtime voice frame: `<tasktoken>|<PCM16 24 kHz mono>`."""
+        if self._connection is None:
+            raise ConnectionError("the task socket is not connected")
+        await self._connection.send(token.encode() + b"|" + pcm)
+
+    async def aclose(self) -> None:
+        self._subscribers.clear()
+        await self._close()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def _register(self, token: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.send_json({"type": "task_info", "tasktoken": token})
+
+    def _set_connected(self, connected: bool) -> None:
+        if self.connected == connected:
+            return
+        self.connected = connected
+        for subscriber in list(self._subscribers.values()):
+            try:
+                subscriber.on_socket_state(connected)
+            except Exception:  # a subscriber's bug must not kill the reader
+                log.exception("task socket subscriber failed")
+
+    async def _run(self) -> None:
+        import websockets
+
+        failures = 0
+        while self._subscribers:
+            try:
+                async with websockets.connect(
+                    self.url,
+                    open_timeout=self.open_timeout,
+                    max_size=None,
+                    ping_interval=20,
+                    ping_timeout=20,
+                    close_timeout=2,
+                ) as connection:
+                    self._connection = connection
+                    self.connections_opened += 1
+                    for token in list(self._subscribers):
+                        await connection.send(json.dumps({"type": "task_info", "tasktoken": token}))
+                    failures = 0
+                    self._set_connected(True)
+                    async for message in connection:
+                        self._dispatch(message)
+                        if not self._subscribers:
+                            break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("task socket %s: %s", self.url, exc)
+            finally:
+                self._connection = None
+                self._set_connected(False)
+            if not self._subscribers:
+                break
+            failures += 1
+            delay = min(self.max_backoff, 0.2 * 2 ** min(failures, 8)) + random.uniform(0, 0.1)
+            await asyncio.sleep(delay)
+
+    def _dispatch(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            token, sep, payload = message.partition(b"|")
+            subscriber = self._subscribers.get(token.decode(errors="replace")) if sep else None
+            if subscriber is not None:
+                subscriber.on_binary(payload)
+            return
+        try:
+            frame = json.loads(message)
+        except ValueError:
+            return
+        if not isinstance(frame, dict):
+            return
+        subscriber = self._subscribers.get(str(frame.get("tasktoken") or ""))
+        if subscriber is not None:
+            try:
+                subscriber.on_frame(frame)
+            except Exception:
+                log.exception("task socket subscriber failed")

@@ -1,0 +1,651 @@
+"""A task's life: its state, the follower that keeps it current, and the
+`AsyncTask` / `Task` handles users hold.
+
+Following a task (research notes §6, §8):
+- The socket tells us *when*: every frame becomes a `TaskEvent`, and the
+  terminal frame (`task_postprocess_end` or `task_cancel`; `task_end` and
+  `task_error` are NOT terminal) triggers one Task/Detail read for the
+  authoritative outputs and `pexit`. That read is the only delay between the
+  server's last frame and `done`.
+- Task/Detail is also read right after subscribing (the server does not
+  replay frames sent before registration), after each reconnect, when the
+  socket has been silent for `socket_silence` seconds, and on a backoff
+  schedule while the socket is down. So a dropped or silent socket costs
+  latency, never the result.
+- LLM `task_output` frames are cumulative snapshots; they are diffed into
+  deltas so consumers see only the new text.
+
+Every consumer (the status bar, the chat widget, the journal, a terminal
+progress line, a user's `on_event`) is a listener of one event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import (
+    AuthenticationError,
+    NotFoundError,
+    TaskCancelledError,
+    TaskFailedError,
+    WiroError,
+    WiroTimeoutError,
+)
+from ._loop import spawn
+from ._models import STAGES, TERMINAL, TaskEvent, maybe_json, to_number
+from ._outputs import Output
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from ._client import AsyncWiro
+
+log = logging.getLogger("wiro_jupyter")
+
+Listener = Callable[[TaskEvent], None]
+
+
+def join_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "".join(str(v) for v in value if v is not None)
+    return "" if value is None else str(value)
+
+
+def _stage_index(status: str) -> int:
+    return STAGES.index(status) if status in STAGES else -1
+
+
+def delta(old: str, new: str) -> tuple[str, bool]:
+    """The new text of a cumulative snapshot; (text, True) when it replaced rather than grew."""
+    if new.startswith(old):
+        return new[len(old) :], False
+    return new, True
+
+
+@dataclass
+class TaskState:
+    """Everything known about one task; updated by frames and Task/Detail reads."""
+
+    token: str
+    id: str = ""
+    model: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    status: str = "task_queue"
+    pexit: str | None = None
+    outputs: list[Output] = field(default_factory=list)
+    answer: str = ""
+    thinking: str = ""
+    debug_output: str = ""
+    debug_error: str = ""
+    stderr: list[str] = field(default_factory=list)
+    progress: dict[str, Any] | None = None
+    cost: float | None = None
+    elapsed: float | None = None
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    events: list[TaskEvent] = field(default_factory=list)
+    failure: WiroError | None = None  # the follower could not finish (auth revoked, …)
+    complete: bool = False  # a Task/Detail read showed a terminal status: outputs and pexit are final
+
+    @property
+    def done(self) -> bool:
+        return self.complete
+
+    @property
+    def ok(self) -> bool:
+        return self.done and self.status != "task_cancel" and self.pexit == "0"
+
+    def apply_detail(self, item: dict[str, Any]) -> None:
+        self.detail = item
+        self.id = str(item.get("id") or self.id)
+        self.token = str(item.get("socketaccesstoken") or self.token)
+        status = str(item.get("status") or "")
+        if status in TERMINAL:
+            self.status, self.complete = status, True
+        elif status and _stage_index(status) >= _stage_index(self.status):
+            self.status = status  # a lagging read must not move the status backwards
+        pexit = item.get("pexit")
+        self.pexit = None if pexit in (None, "") else str(pexit)
+        owner, project = item.get("modelslugowner"), item.get("modelslugproject")
+        if owner and project and not self.model:
+            self.model = f"{owner}/{project}"
+        self.debug_output = str(item.get("debugoutput") or "")
+        self.debug_error = str(item.get("debugerror") or "")
+        outputs = item.get("outputs")
+        if isinstance(outputs, list):
+            self.outputs = [Output.from_raw(o) for o in outputs if isinstance(o, dict)]
+        for out in self.outputs:
+            if out.kind == "raw" and isinstance(out.content, dict):
+                # LLMs: the answer lives in the raw output (and debugoutput), not in files.
+                self.answer = join_text(out.content.get("answer")) or self.answer
+                self.thinking = join_text(out.content.get("thinking")) or self.thinking
+        if not self.answer and self.debug_output and not any(o.kind != "raw" for o in self.outputs):
+            self.answer = self.debug_output
+        cost = to_number(item.get("totalcost"))
+        self.cost = float(cost) if cost is not None else self.cost
+        elapsed = to_number(item.get("elapsedseconds"))
+        self.elapsed = float(elapsed) if elapsed is not None else self.elapsed
+        if self.done and self.finished is None:
+            self.finished = time.time()
+
+    def event_from_frame(self, frame: dict[str, Any]) -> TaskEvent:
+        kind = str(frame.get("type") or "unknown")
+        message = maybe_json(frame.get("message"))
+        event = TaskEvent(kind=kind, message=message, raw=frame)
+        if kind in STAGES or kind in ("task_cancel", "task_error"):
+            if kind not in ("task_output", "task_error"):
+                self.status = kind
+            elif self.status in STAGES[:6]:
+                self.status = "task_start"
+        if kind == "task_output" and isinstance(message, dict) and ("answer" in message or "thinking" in message):
+            answer, thinking = join_text(message.get("answer")), join_text(message.get("thinking"))
+            event.answer_delta, _ = delta(self.answer, answer)
+            event.thinking_delta, _ = delta(self.thinking, thinking)
+            self.answer, self.thinking = answer, thinking
+            event.answer, event.thinking = answer, thinking
+        elif kind == "task_output_full" and isinstance(message, dict):
+            self.answer = join_text(message.get("answer")) or self.answer
+            self.thinking = join_text(message.get("thinking")) or self.thinking
+            event.answer, event.thinking = self.answer, self.thinking
+        elif isinstance(message, dict) and ("percentage" in message or "stepCurrent" in message):
+            self.progress = message
+            event.progress = message
+        elif kind == "task_error" and isinstance(message, str):
+            self.stderr.append(message)
+            del self.stderr[:-200]
+        elif kind == "task_cost":
+            cumulative = to_number(frame.get("cumulativeCost"))
+            self.cost = float(cumulative) if cumulative is not None else self.cost
+        elif kind == "task_postprocess_end" and isinstance(message, list):
+            self.outputs = [Output.from_raw(o) for o in message if isinstance(o, dict)] or self.outputs
+        return event
+
+    @property
+    def error(self) -> str | None:
+        if self.failure is not None:
+            return str(self.failure)
+        if self.status == "task_cancel":
+            return "The task was cancelled or killed." + (f" {self.debug_error.strip()}" if self.debug_error.strip() else "")
+        if self.done and not self.ok:
+            text = self.debug_error.strip() or "\n".join(self.stderr[-5:]).strip()
+            return text or f"The task ended with exit code {self.pexit}."
+        return None
+
+
+class TaskFollower:
+    """Keeps one TaskState current from the socket and Task/Detail; emits events."""
+
+    def __init__(self, client: AsyncWiro, state: TaskState) -> None:
+        self.client = client
+        self.state = state
+        self.listeners: list[Listener] = []
+        self._wake = asyncio.Event()
+        self._terminal_frame = False
+        self._resync = True
+        self._socket_up = False
+        self._last_frame = time.monotonic()
+        self._poll_failures = 0
+        self.finished = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.ensure_future(self._run())
+
+    # -- listener plumbing ------------------------------------------------------------
+    def add_listener(self, listener: Listener, *, replay: bool = False) -> None:
+        if replay:
+            for event in list(self.state.events):
+                self._call(listener, event)
+        self.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self.listeners.remove(listener)
+
+    def emit(self, event: TaskEvent) -> None:
+        self.state.events.append(event)
+        if len(self.state.events) > 5000:  # a long stream keeps its start and its recent past
+            del self.state.events[100:1100]
+        for listener in list(self.listeners):
+            self._call(listener, event)
+
+    @staticmethod
+    def _call(listener: Listener, event: TaskEvent) -> None:
+        try:
+            listener(event)
+        except Exception:  # a display bug must never lose a task
+            log.exception("task event listener failed")
+
+    # -- socket subscriber -----------------------------------------------------------
+    def on_frame(self, frame: dict[str, Any]) -> None:
+        self._last_frame = time.monotonic()
+        event = self.state.event_from_frame(frame)
+        self.emit(event)
+        if event.kind in TERMINAL:
+            self._terminal_frame = True
+            self._wake.set()
+
+    def on_binary(self, payload: bytes) -> None:
+        self._last_frame = time.monotonic()
+        self.emit(TaskEvent(kind="audio", audio=payload))
+
+    def on_socket_state(self, connected: bool) -> None:
+        self._socket_up = connected
+        if connected:
+            self._resync = True  # frames may have been missed while away
+        else:
+            self.emit(TaskEvent(kind="socket_lost", message="The task socket dropped; following by polling."))
+        self._last_frame = time.monotonic()
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------------
+    async def _run(self) -> None:
+        socket = self.client._task_socket()
+        socket.subscribe(self.state.token, self)
+        self._socket_up = socket.connected
+        try:
+            while not self.state.done:
+                if self._terminal_frame or self._resync:
+                    self._resync = False
+                    await self._poll()
+                    if self._terminal_frame and not self.state.done:
+                        # The socket said it ended but Task/Detail lags behind: ask again shortly.
+                        await asyncio.sleep(min(self.client.poll_interval, 0.5))
+                    continue
+                timeout = self._next_poll_in()
+                if timeout <= 0:
+                    await self._poll()
+                    continue
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                self._wake.clear()
+        except (AuthenticationError, NotFoundError) as exc:
+            self.state.failure = exc
+            self.emit(TaskEvent(kind="error", message=str(exc)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never leave waiters hanging on a bug
+            log.exception("following task %s failed", self.state.token)
+            self.state.failure = WiroError(f"Following the task failed unexpectedly: {exc!r}")
+        finally:
+            socket.unsubscribe(self.state.token)
+            self.finished.set()
+            if self.state.failure is None:
+                self.emit(TaskEvent(kind="done", message=self.state.status))
+
+    def _next_poll_in(self) -> float:
+        if self._socket_up:
+            silence = time.monotonic() - self._last_frame
+            return self.client.socket_silence - silence
+        return min(30.0, self.client.poll_interval * (2 ** min(self._poll_failures, 6))) - (
+            time.monotonic() - self._last_frame
+        )
+
+    async def _poll(self) -> None:
+        before = self.state.status
+        try:
+            item = await self.client._task_detail(token=self.state.token)
+        except (AuthenticationError, NotFoundError):
+            raise
+        except WiroError as exc:  # 429/5xx/network after the core's own retries: keep trying, slower
+            self._poll_failures += 1
+            self._last_frame = time.monotonic()
+            log.info("Task/Detail for %s failed (%s); will retry", self.state.token, exc)
+            return
+        self._poll_failures = 0 if self._socket_up else self._poll_failures + 1
+        self._last_frame = time.monotonic()
+        self.state.apply_detail(item)
+        if self.state.status != before or self.state.done:
+            self.emit(TaskEvent(kind="poll", message=self.state.status, raw=item))
+
+
+class _TaskBase:
+    """What sync and async task handles share: state, properties and displays."""
+
+    _state: TaskState
+    _client: AsyncWiro
+
+    @property
+    def id(self) -> str:
+        return self._state.id
+
+    @property
+    def token(self) -> str:
+        return self._state.token
+
+    @property
+    def model(self) -> str:
+        return self._state.model
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self._state.parameters)
+
+    @property
+    def status(self) -> str:
+        return self._state.status
+
+    @property
+    def done(self) -> bool:
+        return self._state.done
+
+    @property
+    def ok(self) -> bool:
+        return self._state.ok
+
+    @property
+    def outputs(self) -> list[Output]:
+        return [o for o in self._state.outputs if o.kind != "raw"] or list(self._state.outputs)
+
+    @property
+    def files(self) -> list[Output]:
+        return [o for o in self._state.outputs if o.kind != "raw"]
+
+    @property
+    def text(self) -> str:
+        """An LLM's answer (from the raw output / debugoutput), '' for file-producing models."""
+        return self._state.answer
+
+    @property
+    def thinking(self) -> str:
+        return self._state.thinking
+
+    @property
+    def error(self) -> str | None:
+        return self._state.error
+
+    @property
+    def debug_error(self) -> str:
+        return self._state.debug_error
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        return self._state.progress
+
+    @property
+    def cost(self) -> float | None:
+        return self._state.cost
+
+    @property
+    def elapsed(self) -> float | None:
+        if self._state.elapsed is not None:
+            return self._state.elapsed
+        end = self._state.finished or time.time()
+        return end - self._state.created
+
+    @property
+    def event_log(self) -> list[TaskEvent]:
+        return list(self._state.events)
+
+    def _follower(self) -> TaskFollower:
+        return self._client._follower(self._state)
+
+    def _raise_for_outcome(self) -> None:
+        state = self._state
+        if state.failure is not None:
+            raise state.failure
+        if state.status == "task_cancel":
+            raise TaskCancelledError(f"Task {state.id or state.token} ({state.model}) was cancelled.", task=self)
+        if state.done and not state.ok:
+            raise TaskFailedError(f"Task {state.id} ({state.model}) failed: {state.error}", task=self)
+
+    def __repr__(self) -> str:
+        bits = [f"id={self.id!r}", f"model={self.model!r}", f"status={self.status!r}"]
+        if self.done:
+            bits.append("ok" if self.ok else f"error={(self.error or '')[:80]!r}")
+            if self.files:
+                bits.append(f"outputs={[o.name for o in self.files]}")
+            if self.text:
+                bits.append(f"text={self.text[:60] + ('…' if len(self.text) > 60 else '')!r}")
+        return f"<{type(self).__name__} {' '.join(bits)}>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from ._render import task_bundle
+
+        return task_bundle(self)
+
+
+class AsyncTask(_TaskBase):
+    """A task, for `async` code. Obtained from `AsyncWiro.run()` / `.task()`."""
+
+    def __init__(self, client: AsyncWiro, state: TaskState) -> None:
+        self._client = client
+        self._state = state
+
+    async def refresh(self) -> AsyncTask:
+        self._state.apply_detail(await self._client._task_detail(token=self.token or None, task_id=self.id or None))
+        return self
+
+    async def wait(self, timeout: float | None = None) -> AsyncTask:
+        """Wait until the task ends; raises TaskFailedError / TaskCancelledError when it did not succeed."""
+        if not self.done:
+            follower = self._follower()
+            try:
+                await asyncio.wait_for(follower.finished.wait(), timeout)
+            except asyncio.TimeoutError:
+                raise WiroTimeoutError(
+                    f"Task {self.id} ({self.model}) has not finished after {timeout:g} s (status {self.status})."
+                ) from None
+        self._raise_for_outcome()
+        return self
+
+    async def events(self) -> AsyncIterator[TaskEvent]:
+        """Every event of the task from its start (replayed) until it ends."""
+        inbox: asyncio.Queue[TaskEvent] = asyncio.Queue()
+        follower = self._follower()
+        follower.add_listener(inbox.put_nowait, replay=True)
+        try:
+            while True:
+                if follower.finished.is_set() and inbox.empty():
+                    return
+                getter = asyncio.ensure_future(inbox.get())
+                finished = asyncio.ensure_future(follower.finished.wait())
+                done, _ = await asyncio.wait({getter, finished}, return_when=asyncio.FIRST_COMPLETED)
+                finished.cancel()
+                if getter in done:
+                    yield getter.result()
+                else:
+                    getter.cancel()
+        finally:
+            follower.remove_listener(inbox.put_nowait)
+
+    async def cancel(self) -> AsyncTask:
+        """Cancel a task that is still queued (the server refuses once it runs: use kill())."""
+        await self._client.cancel(self._handle())
+        return await self._settle()
+
+    async def kill(self) -> AsyncTask:
+        """Stop a running task."""
+        await self._client.kill(self._handle())
+        return await self._settle()
+
+    async def stop(self) -> str:
+        """Cancel when queued, kill when running; returns which one was asked ('cancel'/'kill'/'none')."""
+        if self.done:
+            return "none"
+        queued = self.status in ("task_queue", "task_accept")
+        try:
+            if queued:
+                await self._client.cancel(self._handle())
+                action = "cancel"
+            else:
+                raise WiroError("running")
+        except WiroError:
+            # Not cancellable any more (it started meanwhile): kill it.
+            await self._client.kill(self._handle())
+            action = "kill"
+        with contextlib.suppress(WiroError):
+            await self._settle()
+        return action
+
+    def _handle(self) -> dict[str, str]:
+        return {"taskid": self.id, "tasktoken": self.token}
+
+    async def _settle(self) -> AsyncTask:
+        follower = self._follower()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(follower.finished.wait(), 10)
+        if not self.done:
+            await self.refresh()
+        return self
+
+    async def save(self, directory: str | Path = ".", *, max_bytes: int | None = None) -> list[Path]:
+        """Download every output file into `directory` (streamed; safe names). Returns the paths."""
+        kwargs = {"max_bytes": max_bytes} if max_bytes else {}
+        paths = [await output.asave(directory, **kwargs) for output in self.outputs]
+        self._client._journal_saved(self._state, paths)
+        return paths
+
+    def add_listener(self, listener: Listener, *, replay: bool = True) -> None:
+        self._follower().add_listener(listener, replay=replay)
+
+
+class Task(_TaskBase):
+    """A task, for ordinary (blocking) code. Obtained from `Wiro.run()` / `.task()`.
+
+    Its methods run on the package's private event loop, so they work the same
+    in scripts, threads and notebooks.
+    """
+
+    def __init__(self, atask: AsyncTask) -> None:
+        self._async = atask
+        self._client = atask._client
+        self._state = atask._state
+
+    def refresh(self) -> Task:
+        from ._loop import run_sync
+
+        run_sync(self._async.refresh())
+        return self
+
+    def wait(self, timeout: float | None = None) -> Task:
+        """Wait until the task ends; Ctrl-C / kernel interrupt stops the paid task on the server."""
+        from ._loop import run_sync
+
+        try:
+            run_sync(self._async.wait(timeout), on_interrupt=self._stop_on_interrupt)
+        except KeyboardInterrupt:
+            sys.stderr.write(f"\n{self._interrupt_note}\n")
+            raise
+        return self
+
+    async def wait_async(self, timeout: float | None = None) -> Task:
+        """Await the end of the task from *any* event loop (e.g. a notebook cell's).
+
+        The waiting happens on the package's loop; the caller's loop stays free,
+        so a kernel keeps handling widget messages (a status bar's Cancel button)
+        while a cell awaits this. Cancelling the awaiting coroutine (an
+        interrupted cell) stops the paid task on the server.
+        """
+        from ._loop import submit
+
+        future = submit(self._async.wait(timeout))
+        try:
+            await asyncio.wrap_future(future)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            future.cancel()
+            await asyncio.wrap_future(submit(self._stop_on_interrupt()))
+            sys.stderr.write(f"\n{self._interrupt_note}\n")
+            raise
+        return self
+
+    _interrupt_note = ""
+
+    async def _stop_on_interrupt(self) -> None:
+        was = self.status
+        try:
+            action = await self._async.stop()
+        except WiroError as exc:
+            self._interrupt_note = f"Interrupted. Could not stop task {self.id} on the server: {exc}"
+            return
+        if action == "none":
+            self._interrupt_note = f"Interrupted. Task {self.id} had already ended ({self.status})."
+        else:
+            verb = "cancelled" if action == "cancel" else "killed"
+            self._interrupt_note = (
+                f"Interrupted: task {self.id} ({self.model}) was {verb} on the server (it was {was}), "
+                "so it does not keep running unseen."
+            )
+
+    def events(self, timeout: float | None = None) -> Iterator[TaskEvent]:
+        """Iterate over the task's events (replayed from its start) until it ends."""
+        from ._loop import background_loop, run_sync
+
+        inbox: queue.Queue[TaskEvent | None] = queue.Queue()
+        ended = threading.Event()
+
+        def listener(event: TaskEvent) -> None:
+            inbox.put(event)
+
+        async def attach() -> TaskFollower:
+            follower = self._follower()
+            follower.add_listener(listener, replay=True)
+
+            async def close_when_finished() -> None:
+                await follower.finished.wait()
+                ended.set()
+                inbox.put(None)
+
+            spawn(close_when_finished())
+            return follower
+
+        follower = run_sync(attach())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    event = inbox.get(timeout=remaining)
+                except queue.Empty:
+                    raise WiroTimeoutError(f"No end of task {self.id} within {timeout:g} s.") from None
+                if event is None:
+                    return
+                yield event
+        finally:
+            background_loop().call_soon_threadsafe(follower.remove_listener, listener)
+
+    def cancel(self) -> Task:
+        from ._loop import run_sync
+
+        run_sync(self._async.cancel())
+        return self
+
+    def kill(self) -> Task:
+        from ._loop import run_sync
+
+        run_sync(self._async.kill())
+        return self
+
+    def stop(self) -> str:
+        from ._loop import run_sync
+
+        return run_sync(self._async.stop())
+
+    def save(self, directory: str | Path = ".", *, max_bytes: int | None = None) -> list[Path]:
+        from ._loop import run_sync
+
+        return run_sync(self._async.save(directory, max_bytes=max_bytes))
+
+    def add_listener(self, listener: Listener, *, replay: bool = True) -> None:
+        """Call `listener(event)` for every event (on the package's loop thread)."""
+        from ._loop import background_loop
+
+        background_loop().call_soon_threadsafe(lambda: self._async.add_listener(listener, replay=replay))
+
+    @property
+    def images(self) -> list[Image]:
+        """Image outputs as PIL images (downloaded on first use)."""
+        return [o.open() for o in self.outputs if o.kind == "image"]
+

@@ -1,0 +1,220 @@
+"""`Emulator`: the local Wiro API (REST + task socket + Dify mount) on uvicorn, in a daemon thread.
+
+The server runs on its own event loop in its own thread, so it works the same
+from scripts, tests and notebooks (whose kernel loop it never touches). Only
+stdlib is imported at module level: starlette, uvicorn and Pillow load in
+`__init__`/`start()` so `import wiro_jupyter.emulator` stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._app import EmulatorState, Faults, Stats, TaskRecord
+
+DEFAULT_API_KEY = "wiro-demo-key-0000000000"
+DEFAULT_SIGNATURE_KEY = "wiro-signed-key-000000000"
+DEFAULT_SIGNATURE_SECRET = "wiro-signed-secret-0000000"
+START_TIMEOUT = 15.0
+
+
+class Emulator:
+    """A local stand-in for api.wiro.ai + socket.wiro.ai (+ a Dify-compatible chat API).
+
+    >>> with Emulator(stage_delay=0) as emu:   # doctest: +SKIP
+    ...     emu.api_url, emu.socket_url, emu.api_key
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", stage_delay: float = 0.15,
+                 api_key: str = DEFAULT_API_KEY, output_ttl: float | None = None,
+                 signature_key: str = DEFAULT_SIGNATURE_KEY, signature_secret: str = DEFAULT_SIGNATURE_SECRET) -> None:
+        from ._app import EmulatorState
+
+        if api_key == signature_key:
+            raise ValueError("api_key and signature_key must differ")
+        self.host = host
+        self.api_key = api_key
+        self.signature_key = signature_key
+        self.signature_secret = signature_secret
+        self._requested_port = port
+        self._state: EmulatorState = EmulatorState(
+            api_key=api_key, signature_key=signature_key, signature_secret=signature_secret,
+            stage_delay=max(0.0, float(stage_delay)), output_ttl=output_ttl,
+        )
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._port: int | None = None
+
+    # ---- addresses
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    @property
+    def socket_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/v1"
+
+    @property
+    def dify_url(self) -> str:
+        return f"{self.base_url}/dify/v1"
+
+    # ---- knobs and inspection
+
+    @property
+    def faults(self) -> Faults:
+        return self._state.faults
+
+    @property
+    def stats(self) -> Stats:
+        return self._state.stats
+
+    @property
+    def tasks(self) -> dict[str, TaskRecord]:
+        """Task records by task id (read-only use); `emu.tasks[id].status` or `emu.tasks[id]["status"]`."""
+        return self._state.tasks
+
+    @property
+    def state(self) -> EmulatorState:
+        """The server-side state (for the Dify mount and white-box tests)."""
+        return self._state
+
+    @property
+    def stage_delay(self) -> float:
+        return self._state.stage_delay
+
+    @stage_delay.setter
+    def stage_delay(self, seconds: float) -> None:
+        self._state.stage_delay = max(0.0, float(seconds))
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def revoke(self, key: str) -> None:
+        """From now on `key` gets HTTP 401 "Project authorization is not founded."."""
+        self._state.revoke(key)
+
+    def pause_queue(self) -> None:
+        """New tasks stay in `task_queue` until `resume_queue()` (to test Task/Cancel)."""
+        self._state.pause_queue()
+
+    def resume_queue(self) -> None:
+        self._state.resume_queue()
+
+    def wait_task(self, task: str, timeout: float = 10.0, statuses: tuple[str, ...] | None = None) -> TaskRecord:
+        """Block until the task (id or socket token) is terminal, or reaches one of `statuses`."""
+        if statuses is None:
+            return self._state.wait_task(task, timeout)
+        return self._state.wait_task(task, timeout, statuses)
+
+    def wait_registered(self, token: str, timeout: float = 5.0) -> bool:
+        """Block until a socket has sent `task_info` for `token` (there is no ack on the wire)."""
+        return self._state.wait_registered(token, timeout)
+
+    # ---- lifecycle
+
+    def start(self) -> Emulator:
+        if self.running:
+            return self
+        import asyncio
+
+        import uvicorn
+
+        from ._dify import create_app as create_dify_app
+
+        state = self._state
+        app = state.create_app(create_dify_app(self))
+        # websockets-sansio, not the legacy "websockets" implementation, which warns on import
+        # (UvicornDeprecationWarning is a UserWarning: it would show in notebooks).
+        config = uvicorn.Config(app, host=self.host, port=self._requested_port, log_level="warning",
+                                ws="websockets-sansio", lifespan="off", timeout_graceful_shutdown=2,
+                                ws_max_size=64 * 1024 * 1024)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        class _Server(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets=sockets)
+                ready.set()
+
+        server = _Server(config)
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                state.on_loop(loop)
+                loop.run_until_complete(server.serve())
+            except BaseException as exc:  # startup failure (port in use: uvicorn calls sys.exit)
+                failure.append(exc)
+            finally:
+                ready.set()
+                try:
+                    loop.run_until_complete(state.shutdown())
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                finally:
+                    loop.close()
+
+        thread = threading.Thread(target=run, name="wiro-emulator", daemon=True)
+        thread.start()
+        if not ready.wait(START_TIMEOUT) or failure or not server.started:
+            server.should_exit = True
+            thread.join(5)
+            raise RuntimeError(f"the Wiro emulator could not start on {self.host}:{self._requested_port}"
+                               + (f": {failure[0]!r}" if failure else ""))
+        self._port = int(server.servers[0].sockets[0].getsockname()[1])
+        self._server, self._thread, self._loop = server, thread, loop
+        state.attach(self.base_url)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        import asyncio
+
+        server, thread, loop = self._server, self._thread, self._loop
+        if server is None or thread is None:
+            return
+        if loop is not None and not loop.is_closed():
+            # If the loop is already going down, the thread's `finally` runs the same shutdown.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._quiesce(server), loop).result(timeout)
+        server.should_exit = True
+        thread.join(timeout)
+        self._server = self._thread = self._loop = None
+
+    async def _quiesce(self, server: Any) -> None:
+        """End task runs, then cut HTTP connections: a download still streaming would otherwise hold
+        uvicorn's graceful shutdown for its full timeout and end in a logged cancellation."""
+        await self._state.shutdown()
+        for connection in list(server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if hasattr(connection, "cycle") and transport is not None:  # HTTP, not WebSocket, protocols
+                transport.abort()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.api_url if self._port is not None and self.running else "stopped"
+        return f"<Emulator {where}>"
