@@ -76,15 +76,16 @@ def test_key_only_request_to_signature_project_is_refused(emu: Any) -> None:
     assert_no_secret(str(info.value), emu.signature_key)
 
 
-def test_revoked_key(emu: Any) -> None:
-    key = "wiro-revoked-key-for-test-0001"
-    emu.add_project(key) if hasattr(emu, "add_project") else None
-    with make_client(emu, api_key=key) as client:
-        emu.revoke(key)
+def test_revoked_key() -> None:
+    from wiro_jupyter.emulator import Emulator
+
+    with Emulator(stage_delay=0, api_key="wiro-key-to-revoke-0000001") as own, make_client(own) as client:
+        assert client.models(limit=1)  # works until the key is revoked
+        own.revoke(own.api_key)
         with pytest.raises(AuthenticationError) as info:
             client.models()
     assert "WIRO_API_KEY" in str(info.value)  # says what to do
-    assert_no_secret(str(info.value), key)
+    assert_no_secret(str(info.value), own.api_key)
 
 
 def test_missing_key_says_how_to_start(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,24 +35,14 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
        b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
-@pytest.fixture(scope="session")
-def emu() -> Iterator[Emulator]:
-    with Emulator(stage_delay=0) as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def _clean_knobs(emu: Emulator) -> Iterator[None]:
-    emu.faults.reset()
-    yield
-    emu.faults.reset()
-    emu.resume_queue()
+# `emulator` (session-scoped `Emulator(stage_delay=0)`) and `emu` (the same, with fault knobs,
+# queue and stage delay reset around each test) come from tests/conftest.py.
 
 
 @pytest.fixture(scope="session")
-def http(emu: Emulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emu.api_url, trust_env=False, timeout=10,
-                      headers={"x-api-key": emu.api_key}) as client:
+def http(emulator: Emulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=emulator.api_url, trust_env=False, timeout=10,
+                      headers={"x-api-key": emulator.api_key}) as client:
         yield client
 
 
@@ -673,7 +663,12 @@ def test_cli_prints_urls_and_serves() -> None:
         lines: queue.Queue[str] = queue.Queue()
         stdout = process.stdout
         assert stdout is not None
-        threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+
+        def pump() -> None:  # readline with a timeout, portably: a thread feeding a queue
+            for line in stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
         try:
             seen: dict[str, str] = {}
             while "Signature secret" not in seen:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_client, wait_until
+from conftest import make_client
 
 import wiro_jupyter as wj
 from wiro_jupyter import TaskCancelledError, Wiro
@@ -30,12 +30,12 @@ def run_live(client: Wiro, emu: Any, slug: str, *, stage_delay: float = 0.01, **
     """Start a task that the socket sees from its first stage on.
 
     The server replays nothing to a late subscriber, so the task is held in
-    the queue until our socket is connected (and registered), then released.
+    the queue until the emulator has seen our socket register it, then released.
     """
     emu.pause_queue()
     emu.stage_delay = stage_delay
     task = client.run(slug, wait=False, **params)
-    wait_until(lambda: client.aio._task_socket().connected, what="the task socket")
+    assert emu.wait_registered(task.token, timeout=10), "the task socket never registered the task"
     emu.resume_queue()
     return task
 
@@ -120,7 +120,10 @@ def test_cancel_while_queued(wiro: Wiro, emu: Any) -> None:
 def test_kill_while_running(wiro: Wiro) -> None:
     started = threading.Event()
     task = wiro.run(
-        "wiro/slow", prompt="long", seconds=120, wait=False,
+        "wiro/slow",
+        prompt="long",
+        seconds=120,
+        wait=False,
         on_event=lambda e: started.set() if e.kind == "task_output" else None,
     )
     assert started.wait(20)
@@ -153,9 +156,7 @@ def test_keyboard_interrupt_stops_the_paid_task(wiro: Wiro, emu: Any, capsys: py
 
 def test_many_tasks_share_one_socket_and_one_pool(emu: Any) -> None:
     async def main() -> tuple[int, int, bool]:
-        async with wj.AsyncWiro(
-            api_key=emu.api_key, api_url=emu.api_url, socket_url=emu.socket_url, poll_interval=0.2
-        ) as client:
+        async with wj.AsyncWiro(api_key=emu.api_key, api_url=emu.api_url, socket_url=emu.socket_url, poll_interval=0.2) as client:
             tasks = await asyncio.gather(
                 *(client.run("wiro/text-to-image", prompt=f"n{i}", wait=False, width=256, height=256) for i in range(40))
             )

@@ -301,9 +301,7 @@ class AsyncWiro:
         def record(event: TaskEvent) -> None:
             if event.kind == "done" or state.status != last["status"]:
                 last["status"] = state.status
-                outputs = [
-                    {"name": o.name, "url": o.url, "content_type": o.content_type, "size": o.size} for o in state.outputs
-                ]
+                outputs = [{"name": o.name, "url": o.url, "content_type": o.content_type, "size": o.size} for o in state.outputs]
                 journal.update(state.token, status=state.status, outputs=outputs if state.done else None, error=state.error)
 
         return record
@@ -407,9 +405,7 @@ class Wiro:
         `on_event` is called from the package's loop thread for every event.
         Ctrl-C / interrupting the kernel while waiting stops the task on the server.
         """
-        atask = run_sync(
-            self._async.run(slug, inputs, wait=False, callback_url=callback_url, on_event=on_event, **params)
-        )
+        atask = run_sync(self._async.run(slug, inputs, wait=False, callback_url=callback_url, on_event=on_event, **params))
         task = Task(atask)
         if wait:
             task.wait(timeout)

@@ -566,6 +566,9 @@ class _Turn:
             )
         return None
 
+    def restart_clock(self) -> None:
+        self._t0 = time.monotonic()
+
     def cut_now(self) -> None:
         """The server ignored the stop request: end the stream here, keeping what arrived."""
         if not self.finished and self.reader is not None and not self.reader.done():
@@ -663,6 +666,8 @@ class AsyncWbotChat:
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
+        for old in [other for other in self._clients if other.is_closed()]:
+            del self._clients[old]  # a finished asyncio.run(): its pool is unusable anyway
         client = self._clients.get(loop)
         if client is None or client.is_closed:
             client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=True)
@@ -884,6 +889,9 @@ class AsyncWbotChat:
         except asyncio.CancelledError:
             queue.put_nowait(_Done())  # a cut after stop(): the turn ends with what arrived
             raise
+        except (WiroConnectionError, WiroTimeoutError) as exc:
+            # After a stop request, a server that hangs up or goes quiet has simply stopped.
+            queue.put_nowait(_Done(None if turn.stop_requested and turn.started else exc))
         except Exception as exc:
             queue.put_nowait(_Done(exc))
         else:
@@ -892,6 +900,7 @@ class AsyncWbotChat:
     async def _open_and_read(self, turn: _Turn, body: dict[str, Any], queue: asyncio.Queue[Any]) -> None:
         headers = self._headers()
         url = self.base_url + "/chat-messages"
+        turn.restart_clock()  # latency counts from the request, not from file uploads
         attempt = 0
         while True:
             delay: float | None = None
@@ -1161,12 +1170,31 @@ def _non_stream_events(resp: httpx.Response) -> Iterable[dict[str, Any]]:
 # --------------------------------------------------------------------------- sync flavour
 
 
-async def _anext(agen: AsyncGenerator[T, None]) -> T:
-    return await agen.__anext__()
+class _Stepper:
+    """Steps an async generator on the private loop and knows the step in flight, so it can always be cancelled.
 
+    (A Ctrl-C can land after a step was scheduled but before `run_sync` holds its future;
+    `close()` then still finds the step's task here.)
+    """
 
-async def _aclose(agen: AsyncGenerator[Any, None]) -> None:
-    await agen.aclose()
+    def __init__(self, agen: AsyncGenerator[T, None]) -> None:
+        self.agen: AsyncGenerator[Any, None] = agen
+        self.task: asyncio.Task[Any] | None = None
+
+    async def step(self) -> Any:
+        self.task = asyncio.current_task()
+        try:
+            return await self.agen.__anext__()
+        finally:
+            self.task = None
+
+    async def close(self) -> None:
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+        with contextlib.suppress(RuntimeError):
+            await self.agen.aclose()
 
 
 def _iterate(
@@ -1180,20 +1208,21 @@ def _iterate(
     re-raising. Leaving early in any other way (break, an exception in the loop body, a
     Ctrl-C between steps) closes the generator and runs `on_abandon`.
     """
+    stepper = _Stepper(agen)
     exhausted = False
     try:
         while True:
             try:
-                item = _loop.run_sync(_anext(agen), on_interrupt=on_interrupt)
+                item = _loop.run_sync(stepper.step(), on_interrupt=on_interrupt)
             except StopAsyncIteration:
                 exhausted = True
                 return
             yield item
     finally:
         if not exhausted:
-            # Best effort and bounded: a no-op when the generator already ended (error, cancelled step).
+            # Bounded; a no-op when the generator already ended (an error, a cancelled step).
             with contextlib.suppress(BaseException):
-                _loop.run_sync(_aclose(agen), timeout=10)
+                _loop.run_sync(stepper.close(), timeout=10)
             if on_abandon is not None:
                 with contextlib.suppress(BaseException):
                     _loop.run_sync(on_abandon(), timeout=10)

@@ -32,9 +32,7 @@ def use_emulator(*, stage_delay: float = 0.15, quiet: bool = False) -> Any:
     if chat_key:
         os.environ["WBOT_API_KEY"] = chat_key
     if not quiet:
-        sys.stderr.write(
-            f"wiro-jupyter: using the local emulator at {emu.base_url} — models and outputs are synthetic.\n"
-        )
+        sys.stderr.write(f"wiro-jupyter: using the local emulator at {emu.base_url} — models and outputs are synthetic.\n")
     return emu
 
 

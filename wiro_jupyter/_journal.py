@@ -71,6 +71,9 @@ class JournalEntry:
 
 
 class JournalList(list[JournalEntry]):
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self._repr_mimebundle_()["text/plain"])  # not IPython's plain-list printing
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         rows, lines = [], []
         for e in self:
@@ -128,9 +131,7 @@ class Journal:
     def failed_to_submit(self, rowid: int, error: str) -> None:
         self._write("UPDATE tasks SET status=?, error=?, updated=? WHERE rowid=?", ("not_submitted", error, time.time(), rowid))
 
-    def update(
-        self, token: str, *, status: str, outputs: list[dict[str, Any]] | None = None, error: str | None = None
-    ) -> None:
+    def update(self, token: str, *, status: str, outputs: list[dict[str, Any]] | None = None, error: str | None = None) -> None:
         if outputs is None:
             self._write("UPDATE tasks SET status=?, error=?, updated=? WHERE token=?", (status, error, time.time(), token))
         else:
@@ -185,4 +186,3 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
         saved=json.loads(saved),
         error=error,
     )
-

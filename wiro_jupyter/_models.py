@@ -228,8 +228,11 @@ class Model:
         return None
 
     def __repr__(self) -> str:
-        price = f", ${self.price:g}/{self.price_method or 'run'}" if self.price is not None else ""
-        return f"<Model {self.slug} {self.title!r} ({len(self.parameters)} parameters{price})>"
+        price = f"${self.price:g}/{self.price_method or 'run'}" if self.price is not None else ""
+        # Catalogue items carry no parameter definitions; only Tool/Detail does.
+        count = f"{len(self.parameters)} parameters" if self.raw.get("parameters") is not None else ""
+        details = ", ".join(x for x in (count, price) if x)
+        return f"<Model {self.slug} {self.title!r}" + (f" ({details})>" if details else ">")
 
     def _repr_text(self) -> str:
         lines = [f"{self.slug} — {self.title}", self.description.strip()[:300]]
@@ -258,8 +261,14 @@ class ModelList(list[Model]):
 
     total: int = 0
 
+    def _text(self) -> str:
+        lines = [f"{m.slug:<36} {m.title[:40]:<40} {', '.join(m.categories[:3])}" for m in self]
+        return "\n".join([f"{len(self)} of {self.total} models", *lines])
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self._text())  # IPython would otherwise print it as a plain list
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        text = "\n".join(f"{m.slug:<36} {m.title[:40]:<40} {', '.join(m.categories[:3])}" for m in self)
         rows = "".join(
             f"<tr><td><code>{html.escape(m.slug)}</code></td><td>{html.escape(m.title)}</td>"
             f"<td>{html.escape(', '.join(m.categories))}</td>"
@@ -268,7 +277,7 @@ class ModelList(list[Model]):
         )
         summary = f"{len(self)} of {self.total} models"
         return {
-            "text/plain": f"{summary}\n{text}",
+            "text/plain": self._text(),
             "text/html": f"<div>{summary}<table><tr><th>slug</th><th>title</th><th>categories</th>"
             f"<th>price</th></tr>{rows}</table></div>",
         }

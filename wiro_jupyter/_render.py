@@ -57,8 +57,7 @@ def task_bundle(task: _TaskBase) -> dict[str, Any]:
         text_lines.append(f"error: {task.error}")
     if task.thinking:
         parts.append(
-            "<details><summary>thinking</summary>"
-            f'<div style="color:#666">{render_markdown(task.thinking)}</div></details>'
+            f'<details><summary>thinking</summary><div style="color:#666">{render_markdown(task.thinking)}</div></details>'
         )
     if task.text:
         parts.append(f'<div class="wiro-answer">{render_markdown(task.text)}</div>')

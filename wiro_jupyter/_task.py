@@ -289,9 +289,7 @@ class TaskFollower:
         if self._socket_up:
             silence = time.monotonic() - self._last_frame
             return self.client.socket_silence - silence
-        return min(30.0, self.client.poll_interval * (2 ** min(self._poll_failures, 6))) - (
-            time.monotonic() - self._last_frame
-        )
+        return min(30.0, self.client.poll_interval * (2 ** min(self._poll_failures, 6))) - (time.monotonic() - self._last_frame)
 
     async def _poll(self) -> None:
         before = self.state.status
@@ -399,7 +397,9 @@ class _TaskBase:
         if state.status == "task_cancel":
             raise TaskCancelledError(f"Task {state.id or state.token} ({state.model}) was cancelled.", task=self)
         if state.done and not state.ok:
-            raise TaskFailedError(f"Task {state.id} ({state.model}) failed: {state.error}", task=self)
+            # The model's own last error line leads; the whole text stays in task.error.
+            lines = [line.strip() for line in (state.error or "").splitlines() if line.strip()]
+            raise TaskFailedError(f"Task {state.id} ({state.model}) failed: {lines[-1] if lines else 'no error text'}", task=self)
 
     def __repr__(self) -> str:
         bits = [f"id={self.id!r}", f"model={self.model!r}", f"status={self.status!r}"]
@@ -648,4 +648,3 @@ class Task(_TaskBase):
     def images(self) -> list[Image]:
         """Image outputs as PIL images (downloaded on first use)."""
         return [o.open() for o in self.outputs if o.kind == "image"]
-

@@ -1,0 +1,219 @@
+// The outputs of a Wiro task (wiro_jupyter.widgets.OutputsView). Plain ES module, no build step.
+// Traits: items [{kind, name, url, src, content_type, size, html, json, error}], answer_html,
+// thinking_html, streaming, state.
+// `html`, `answer_html` and `thinking_html` arrive sanitized (markdown-it + nh3 in the kernel); every
+// other value is set as text or as a checked URL, never parsed as HTML.
+
+const CSS = `
+.wiro-media { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
+  color: var(--jp-ui-font-color1, #1f2937); }
+.wiro-media > * { margin: 6px 0; }
+.wiro-grid { display: grid; gap: 6px; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); }
+.wiro-grid.single { grid-template-columns: minmax(0, 640px); }
+.wiro-grid figure { margin: 0; }
+.wiro-grid img { width: 100%; height: auto; display: block; cursor: zoom-in; border-radius: 3px;
+  background: var(--jp-layout-color2, #f3f4f6); }
+.wiro-grid figcaption, .wiro-caption { font-size: 11px; color: var(--jp-ui-font-color2, #6b7280); }
+.wiro-lightbox { position: fixed; inset: 0; z-index: 10000; background: rgba(0,0,0,.85); display: flex;
+  align-items: center; justify-content: center; cursor: zoom-out; }
+.wiro-lightbox img { max-width: 95vw; max-height: 90vh; box-shadow: 0 0 24px #000; }
+.wiro-lightbox span { position: absolute; bottom: 12px; color: #eee; font: 12px sans-serif; }
+.wiro-media video, .wiro-media img.wiro-animated { max-width: min(100%, 720px); display: block; }
+.wiro-answer, .wiro-text { line-height: 1.5; overflow-wrap: anywhere; }
+.wiro-answer pre, .wiro-text pre { background: var(--jp-layout-color2, #f3f4f6); padding: 6px 8px;
+  overflow: auto; }
+.wiro-answer.streaming::after { content: "▍"; color: var(--jp-ui-font-color2, #9ca3af); }
+.wiro-thinking { color: var(--jp-ui-font-color2, #6b7280); border-left: 3px solid var(--jp-border-color2, #d1d5db);
+  padding-left: 8px; }
+.wiro-thinking > summary { cursor: pointer; }
+.wiro-json { font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
+.wiro-json ul { list-style: none; margin: 0; padding-left: 1.2em; }
+.wiro-json summary { cursor: pointer; }
+.wiro-json .k { color: #7c3aed; }
+.wiro-json .s { color: #15803d; } .wiro-json .n { color: #2563eb; } .wiro-json .b { color: #b45309; }
+.wiro-json .z { color: #6b7280; }
+.wiro-file { display: inline-block; }
+.wiro-item-error { color: #b91c1c; }
+.wiro-media-pending { color: var(--jp-ui-font-color2, #6b7280); font-style: italic; }
+`;
+
+const DATA_OK = /^data:(image\/(png|jpeg|gif|webp|bmp|avif)|audio\/[\w.+-]+|video\/[\w.+-]+|text\/plain|application\/(json|octet-stream));base64,/i;
+
+function safeUrl(u) {
+  if (typeof u !== "string") return "";
+  const s = u.trim();
+  if (/^https?:\/\//i.test(s)) return s;
+  if (DATA_OK.test(s)) return s;
+  return "";
+}
+
+function node(tag, cls, text) {
+  const n = document.createElement(tag);
+  if (cls) n.className = cls;
+  if (text !== undefined) n.textContent = text;
+  return n;
+}
+
+function fmtSize(n) {
+  if (!(n >= 0)) return "";
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 ** 2).toFixed(1)} MB`;
+}
+
+function jsonTree(value, depth = 0) {
+  if (value !== null && typeof value === "object") {
+    const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+    if (entries.length === 0) return node("span", "z", Array.isArray(value) ? "[]" : "{}");
+    const details = node("details");
+    details.open = depth < 2;
+    const label = Array.isArray(value) ? `[…] ${entries.length} items` : `{…} ${entries.length} keys`;
+    details.append(node("summary", "", label));
+    const ul = node("ul");
+    for (const [k, v] of entries) {
+      const li = node("li");
+      li.append(node("span", "k", k), document.createTextNode(": "), jsonTree(v, depth + 1));
+      ul.append(li);
+    }
+    details.append(ul);
+    return details;
+  }
+  const cls = typeof value === "string" ? "s" : typeof value === "number" ? "n" : typeof value === "boolean" ? "b" : "z";
+  return node("span", cls, JSON.stringify(value));
+}
+
+function openLightbox(src, caption) {
+  const box = node("div", "wiro-lightbox");
+  const img = node("img");
+  img.src = src;
+  img.alt = caption;
+  box.append(img, node("span", "", `${caption} — click or press Escape to close`));
+  const close = () => {
+    box.remove();
+    document.removeEventListener("keydown", onKey, true);
+  };
+  const onKey = (e) => { if (e.key === "Escape") { e.stopPropagation(); close(); } };
+  box.addEventListener("click", close);
+  document.addEventListener("keydown", onKey, true);
+  document.body.append(box);
+  return close;
+}
+
+function render({ model, el }) {
+  const style = node("style");
+  style.textContent = CSS;
+  const root = node("div", "wiro-media");
+  const thinking = node("details", "wiro-thinking");
+  const thinkingBody = node("div");
+  thinking.append(node("summary", "", "thinking"), thinkingBody);
+  const answer = node("div", "wiro-answer");
+  const files = node("div", "wiro-files");
+  const pending = node("div", "wiro-media-pending");
+  root.append(thinking, answer, files, pending);
+  el.append(style, root);
+  const closers = new Set();
+  let thinkingTouched = false;
+  thinking.addEventListener("toggle", () => { thinkingTouched = true; });
+
+  function renderText() {
+    const th = model.get("thinking_html") || "";
+    const an = model.get("answer_html") || "";
+    const streaming = model.get("streaming");
+    thinking.style.display = th ? "" : "none";
+    if (thinkingBody.innerHTML !== th) thinkingBody.innerHTML = th; // sanitized by nh3 in the kernel
+    if (!thinkingTouched) thinking.open = streaming && !an;
+    answer.style.display = an ? "" : "none";
+    if (answer.innerHTML !== an) answer.innerHTML = an; // sanitized by nh3 in the kernel
+    answer.classList.toggle("streaming", !!streaming);
+  }
+
+  function renderItems() {
+    files.replaceChildren();
+    const items = model.get("items") || [];
+    const images = items.filter((i) => i.kind === "image" && safeUrl(i.src || i.url));
+    if (images.length) {
+      const grid = node("div", images.length === 1 ? "wiro-grid single" : "wiro-grid");
+      for (const item of images) {
+        const fig = node("figure");
+        const img = node("img", "wiro-image");
+        img.src = safeUrl(item.src || item.url);
+        img.alt = item.name;
+        img.title = `${item.name} — click to enlarge`;
+        img.addEventListener("click", () => {
+          const close = openLightbox(img.src, item.name);
+          closers.add(close);
+        });
+        fig.append(img);
+        if (images.length > 1) fig.append(node("figcaption", "", item.name));
+        grid.append(fig);
+      }
+      files.append(grid);
+    }
+    for (const item of items) {
+      if (item.kind === "image") continue;
+      const src = safeUrl(item.src || item.url);
+      const box = node("div", `wiro-item wiro-item-${item.kind}`);
+      if (item.kind === "audio" && src) {
+        const audio = node("audio", "wiro-audio");
+        audio.controls = true;
+        audio.src = src;
+        box.append(audio, node("div", "wiro-caption", item.name));
+      } else if (item.kind === "video" && src) {
+        const video = node("video", "wiro-video");
+        video.controls = true;
+        video.src = src;
+        box.append(video, node("div", "wiro-caption", item.name));
+      } else if (item.kind === "animated" && src) {
+        const img = node("img", "wiro-animated");
+        img.src = src;
+        img.alt = item.name;
+        box.append(img, node("div", "wiro-caption", item.name));
+      } else if (item.kind === "json" && item.json !== null && item.json !== undefined) {
+        const tree = node("div", "wiro-json");
+        tree.append(node("div", "wiro-caption", item.name), jsonTree(item.json));
+        box.append(tree);
+      } else if (item.kind === "text" && item.html) {
+        const text = node("div", "wiro-text");
+        text.innerHTML = item.html; // sanitized by nh3 in the kernel
+        box.append(node("div", "wiro-caption", item.name), text);
+      } else if (src) {
+        const a = node("a", "wiro-file", `⬇ ${item.name}`);
+        a.href = src;
+        a.download = item.name;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        box.append(a, node("span", "wiro-caption", ` ${item.content_type || ""} ${fmtSize(item.size)}`));
+      } else {
+        box.append(node("span", "wiro-caption", `${item.name} (no longer available)`));
+      }
+      if (item.error) box.append(node("div", "wiro-item-error", item.error));
+      files.append(box);
+    }
+  }
+
+  function renderState() {
+    const st = model.get("state");
+    root.dataset.state = st;
+    pending.textContent = st === "loading" ? "loading outputs…" : "";
+    pending.style.display = st === "loading" ? "" : "none";
+  }
+
+  renderText();
+  renderItems();
+  renderState();
+  model.on("change:answer_html", renderText);
+  model.on("change:thinking_html", renderText);
+  model.on("change:streaming", renderText);
+  model.on("change:items", renderItems);
+  model.on("change:state", renderState);
+  return () => {
+    for (const close of closers) close();
+    model.off("change:answer_html", renderText);
+    model.off("change:thinking_html", renderText);
+    model.off("change:streaming", renderText);
+    model.off("change:items", renderItems);
+    model.off("change:state", renderState);
+  };
+}
+
+export default { render };

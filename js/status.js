@@ -1,0 +1,182 @@
+// The live status bar of a Wiro task (wiro_jupyter.widgets.StatusBar).
+// Plain ES module, no build step. Traits are the whole contract with Python:
+//   model, task_id, stages [{id, label}], stage, status, state, started_at, elapsed,
+//   percentage, progress, message, queue_position, cost, error, busy, notice.
+// The buttons send {action: "cancel"} / {action: "kill"} as custom messages.
+
+const CSS = `
+.wiro-status { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
+  color: var(--jp-ui-font-color1, #1f2937); border-left: 4px solid var(--wiro-color); padding: 6px 10px;
+  margin: 2px 0; background: var(--jp-layout-color1, transparent); --wiro-color: #6b7280; }
+.wiro-status[data-state="running"] { --wiro-color: #2563eb; }
+.wiro-status[data-state="done"] { --wiro-color: #15803d; }
+.wiro-status[data-state="failed"], .wiro-status[data-state="cancelled"] { --wiro-color: #b91c1c; }
+.wiro-status-head { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 12px; }
+.wiro-status-state { font-weight: 600; color: var(--wiro-color); }
+.wiro-status-model { font-weight: 600; }
+.wiro-status-meta { color: var(--jp-ui-font-color2, #6b7280); }
+.wiro-status-buttons { margin-left: auto; display: flex; gap: 6px; }
+.wiro-status-buttons button { font: inherit; padding: 1px 10px; border-radius: 3px; cursor: pointer;
+  border: 1px solid var(--jp-border-color1, #9ca3af); background: var(--jp-layout-color2, #f3f4f6);
+  color: inherit; }
+.wiro-status-buttons button:disabled { opacity: .45; cursor: default; }
+.wiro-status-buttons button.wiro-kill { border-color: #b91c1c; color: #b91c1c; }
+.wiro-steps { display: flex; list-style: none; margin: 6px 0 2px; padding: 0; gap: 2px; }
+.wiro-step { flex: 1 1 0; min-width: 0; }
+.wiro-step-bar { height: 6px; border-radius: 2px; background: var(--jp-layout-color3, #e5e7eb); }
+.wiro-step.reached .wiro-step-bar { background: var(--wiro-color); }
+.wiro-step.current .wiro-step-bar { background: var(--wiro-color); opacity: .65; }
+.wiro-step-label { font-size: 10px; color: var(--jp-ui-font-color2, #6b7280); overflow: hidden;
+  text-overflow: ellipsis; white-space: nowrap; }
+.wiro-step.current .wiro-step-label { color: var(--jp-ui-font-color1, #111827); font-weight: 600; }
+.wiro-percent { height: 3px; background: var(--jp-layout-color3, #e5e7eb); margin: 3px 0; }
+.wiro-percent > div { height: 100%; background: var(--wiro-color); transition: width .15s linear; }
+.wiro-status-line { color: var(--jp-ui-font-color2, #6b7280); white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }
+.wiro-status-error { color: #b91c1c; white-space: pre-wrap; margin: 4px 0 0; font-family: var(--jp-code-font-family, monospace);
+  font-size: 12px; max-height: 12em; overflow: auto; }
+`;
+
+const ENDED = new Set(["done", "failed", "cancelled"]);
+
+function fmtSeconds(s) {
+  if (!(s >= 0)) return "";
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(Math.floor(s % 60)).padStart(2, "0")} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
+}
+
+function el_(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function render({ model, el }) {
+  const root = el_("div", "wiro-status");
+  const style = el_("style");
+  style.textContent = CSS;
+  const head = el_("div", "wiro-status-head");
+  const name = el_("span", "wiro-status-model");
+  const state = el_("span", "wiro-status-state");
+  const elapsed = el_("span", "wiro-status-elapsed wiro-status-meta");
+  const cost = el_("span", "wiro-status-cost wiro-status-meta");
+  const queue = el_("span", "wiro-status-queue wiro-status-meta");
+  const buttons = el_("span", "wiro-status-buttons");
+  const cancel = el_("button", "wiro-cancel", "Cancel");
+  const kill = el_("button", "wiro-kill", "Kill");
+  cancel.type = kill.type = "button";
+  cancel.title = "Cancel the task (a queued task is cancelled, a running one killed)";
+  kill.title = "Kill the running task now";
+  buttons.append(cancel, kill);
+  head.append(name, state, elapsed, cost, queue, buttons);
+  const steps = el_("ol", "wiro-steps");
+  const percent = el_("div", "wiro-percent");
+  const percentFill = el_("div");
+  percent.append(percentFill);
+  const line = el_("div", "wiro-status-line");
+  const error = el_("pre", "wiro-status-error");
+  root.append(head, steps, percent, line, error);
+  el.append(style, root);
+
+  let stepNodes = [];
+  let clicked = "";  // optimistic: disable at once, before the kernel answers with `busy`
+  let syncedElapsed = 0;
+  let syncedAt = performance.now();
+
+  function buildSteps() {
+    steps.replaceChildren();
+    stepNodes = (model.get("stages") || []).map((s) => {
+      const li = el_("li", "wiro-step");
+      li.dataset.stage = s.id;
+      li.title = s.label;
+      li.append(el_("div", "wiro-step-bar"), el_("div", "wiro-step-label", s.label));
+      steps.append(li);
+      return li;
+    });
+  }
+
+  function currentElapsed() {
+    const st = model.get("state");
+    if (ENDED.has(st)) return model.get("elapsed");
+    // Tick locally: from started_at when the browser's clock agrees with the kernel's, else from the
+    // last value Python sent plus the time since it arrived.
+    const fromStart = Date.now() / 1000 - model.get("started_at");
+    const fromSync = syncedElapsed + (performance.now() - syncedAt) / 1000;
+    return fromStart >= syncedElapsed - 1 && fromStart < syncedElapsed + 86400 ? fromStart : fromSync;
+  }
+
+  function tick() {
+    elapsed.textContent = fmtSeconds(currentElapsed());
+  }
+
+  function update() {
+    const st = model.get("state");
+    const stage = model.get("stage");
+    root.dataset.state = st;
+    root.dataset.stage = String(stage);
+    name.textContent = model.get("model") + (model.get("task_id") ? ` · task ${model.get("task_id")}` : "");
+    const labels = { queued: "queued", running: "running", done: "done", failed: "failed", cancelled: "cancelled" };
+    state.textContent = labels[st] || st;
+    stepNodes.forEach((li, i) => {
+      li.classList.toggle("reached", i < stage || (i === stage && ENDED.has(st)) || (i === stage && st === "done"));
+      li.classList.toggle("current", i === stage && !ENDED.has(st));
+    });
+    const pct = model.get("percentage");
+    percent.style.visibility = pct >= 0 && !ENDED.has(st) ? "visible" : "hidden";
+    percentFill.style.width = `${Math.max(0, Math.min(100, pct))}%`;
+    const c = model.get("cost");
+    cost.textContent = c >= 0 ? `$${c.toFixed(4)}` : "";
+    const q = model.get("queue_position");
+    queue.textContent = q >= 0 && st === "queued" ? `queue position ${q}` : "";
+    const bits = [];
+    if (model.get("progress") && !ENDED.has(st)) bits.push(model.get("progress"));
+    if (model.get("message")) bits.push(model.get("message"));
+    if (model.get("notice")) bits.push(model.get("notice"));
+    line.textContent = bits.join(" · ");
+    error.textContent = model.get("error") || "";
+    error.style.display = model.get("error") ? "block" : "none";
+    const busy = model.get("busy") || clicked;
+    const ended = ENDED.has(st);
+    buttons.style.display = ended ? "none" : "";
+    cancel.disabled = ended || !!busy;
+    kill.disabled = ended || !!busy || st !== "running";
+    cancel.textContent = busy === "cancel" ? "Cancelling…" : "Cancel";
+    kill.textContent = busy === "kill" ? "Killing…" : "Kill";
+    syncedElapsed = model.get("elapsed");
+    syncedAt = performance.now();
+    tick();
+  }
+
+  function send(action) {
+    clicked = action;
+    update();
+    model.send({ action });
+  }
+  cancel.addEventListener("click", () => send("cancel"));
+  kill.addEventListener("click", () => send("kill"));
+
+  const onBusy = () => {
+    if (!model.get("busy")) clicked = "";
+    update();
+  };
+  buildSteps();
+  update();
+  const onStages = () => { buildSteps(); update(); };
+  model.on("change:stages", onStages);
+  model.on("change:busy", onBusy);
+  const fields = ["state", "stage", "status", "elapsed", "started_at", "percentage", "progress", "message",
+    "queue_position", "cost", "error", "notice", "model", "task_id"];
+  for (const f of fields) model.on(`change:${f}`, update);
+  const timer = setInterval(() => { if (!ENDED.has(model.get("state"))) tick(); }, 100);
+  return () => {
+    clearInterval(timer);
+    model.off("change:stages", onStages);
+    model.off("change:busy", onBusy);
+    for (const f of fields) model.off(`change:${f}`, update);
+  };
+}
+
+export default { render };
