@@ -286,6 +286,10 @@ class AsyncWiro:
         follower = self._followers.get(state.token)
         if follower is None:
             follower = TaskFollower(self, state)
+            if state.done:
+                # Nothing left to follow: listeners get the recorded history only.
+                follower.finished.set()
+                return follower
             self._followers[state.token] = follower
             if self.journal:
                 follower.add_listener(self._journal_listener(state))

