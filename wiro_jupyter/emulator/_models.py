@@ -38,7 +38,7 @@ class InputFile:
 
 
 class RunContext(Protocol):
-    """What a model run may do; implemented by the task engine in `_app.py`."""
+    """What a model run may do; implemented by `_runs.TaskRun`."""
 
     task_id: str
     parameters: dict[str, Any]  # the echoed (string-coerced) parameters, as in Task/Detail
