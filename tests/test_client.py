@@ -345,17 +345,18 @@ def test_run_is_never_retried_blindly(wiro: Wiro, emu: Any) -> None:
     wiro.model("wiro/text-to-image")
     before = run_count(emu)
     emu.faults.http_error(path="Run/wiro/text-to-image", status=503, times=1)
-    with pytest.raises(ServerError):
+    with pytest.raises(ServerError) as failed:
         wiro.run("wiro/text-to-image", prompt="once")
+    assert "charged twice" in str(failed.value)
     assert run_count(emu) == before + 1
     emu.faults.http_error(path="Run/wiro/text-to-image", status=429, times=1, retry_after=3)
     with pytest.raises(RateLimitError) as info:
         wiro.run("wiro/text-to-image", prompt="once")
     assert info.value.retry_after == 3
     assert run_count(emu) == before + 2
-    # the journal still records both attempts as not submitted: nothing paid is hidden
+    # the journal records both attempts: the 429 was refused, the 503 may have started a task
     statuses = [e.status for e in wj.tasks(5)]
-    assert statuses[:2] == ["not_submitted", "not_submitted"]
+    assert statuses[:2] == ["not_submitted", "submit_unknown"]
 
 
 def test_business_error_concurrency_limit(wiro: Wiro, emu: Any) -> None:

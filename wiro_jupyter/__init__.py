@@ -35,6 +35,11 @@ _EXPORTS = {
     "WbotChat": "._dify",
     "AsyncWbotChat": "._dify",
     "ChatMessage": "._messages",
+    "ChatEvent": "._messages",
+    "Chat": "._chat",
+    "AsyncChat": "._chat",
+    "chat_session": "._sessions",
+    "form": ".widgets",
     "WiroError": "._exceptions",
     "AuthenticationError": "._exceptions",
     "NotFoundError": "._exceptions",
@@ -67,7 +72,10 @@ if TYPE_CHECKING:
         WiroTimeoutError,
     )
     from ._journal import Journal
-    from ._messages import ChatMessage
+    from ._chat import AsyncChat, Chat
+    from ._messages import ChatEvent, ChatMessage
+    from ._sessions import chat_session
+    from .widgets import form
     from ._models import Model, Parameter, TaskEvent
     from ._outputs import Output
     from ._task import AsyncTask, Task

@@ -7,6 +7,7 @@ the two can never drift apart.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import os
 from collections.abc import Callable
@@ -190,7 +191,8 @@ class AsyncWiro:
             )
         except BaseException as exc:
             if self.journal:
-                self.journal.failed_to_submit(rowid, str(exc) or type(exc).__name__)
+                unknown = getattr(exc, "maybe_submitted", False) or isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+                self.journal.failed_to_submit(rowid, str(exc) or type(exc).__name__, maybe_submitted=unknown)
             raise
         token = str(payload.get("socketaccesstoken") or "")
         task_id = str(payload.get("taskid") or "")

@@ -1177,8 +1177,8 @@ class _Stepper:
     `close()` then still finds the step's task here.)
     """
 
-    def __init__(self, agen: AsyncGenerator[T, None]) -> None:
-        self.agen: AsyncGenerator[Any, None] = agen
+    def __init__(self, agen: AsyncGenerator[Any, None]) -> None:
+        self.agen = agen
         self.task: asyncio.Task[Any] | None = None
 
     async def step(self) -> Any:

@@ -56,6 +56,8 @@ class WiroError(Exception):
     """
 
     default_hint = ""
+    #: True when a request that costs money may have reached the server despite the error.
+    maybe_submitted = False
 
     def __init__(
         self,

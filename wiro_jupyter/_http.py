@@ -203,11 +203,13 @@ class HttpCore:
                     await self._backoff(attempt, None, path, type(exc).__name__)
                     continue
                 if not idempotent:
-                    raise WiroConnectionError(
+                    broken = WiroConnectionError(
                         f"The connection broke during {path} ({type(exc).__name__}).",
                         hint="The request may have reached the server: check wiro_jupyter.tasks() or your dashboard "
                         "before running again, so you are not charged twice.",
-                    ) from None
+                    )
+                    broken.maybe_submitted = True
+                    raise broken from None
                 raise WiroConnectionError(f"The connection to the Wiro API broke during {path} ({exc}).") from None
 
             status = response.status_code
@@ -224,7 +226,16 @@ class HttpCore:
                         hint=f"Wait {wait:g} s and try again." if wait else None,
                         status_code=status,
                     )
-                raise ServerError(f"The Wiro API failed with HTTP {status} on {path}: {body}", status_code=status)
+                error = ServerError(
+                    f"The Wiro API failed with HTTP {status} on {path}: {body}",
+                    hint=None
+                    if idempotent
+                    else "The request may still have started a task: check wiro_jupyter.tasks() or your dashboard "
+                    "before running it again, so you are not charged twice.",
+                    status_code=status,
+                )
+                error.maybe_submitted = not idempotent
+                raise error
             payload = self._json(response, path)
             if status in (401, 403):
                 raise error_from_envelope(payload.get("errors"), status_code=status, path=path)

@@ -128,8 +128,10 @@ class Journal:
             (task_id, token, "task_queue", time.time(), rowid),
         )
 
-    def failed_to_submit(self, rowid: int, error: str) -> None:
-        self._write("UPDATE tasks SET status=?, error=?, updated=? WHERE rowid=?", ("not_submitted", error, time.time(), rowid))
+    def failed_to_submit(self, rowid: int, error: str, *, maybe_submitted: bool = False) -> None:
+        # `submit_unknown`: the Run request may have started a (paid) task; look before running it again.
+        status = "submit_unknown" if maybe_submitted else "not_submitted"
+        self._write("UPDATE tasks SET status=?, error=?, updated=? WHERE rowid=?", (status, error, time.time(), rowid))
 
     def update(self, token: str, *, status: str, outputs: list[dict[str, Any]] | None = None, error: str | None = None) -> None:
         if outputs is None:
