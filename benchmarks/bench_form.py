@@ -24,8 +24,20 @@ import ipywidgets
 from wiro_jupyter._models import Model, Option, Parameter
 from wiro_jupyter.widgets import RunForm
 
-TYPES = ("text", "textarea", "select", "range", "number", "float", "checkbox", "fileinput", "multifileinput",
-         "combinefileinput", "selectwithcover", "range")
+TYPES = (
+    "text",
+    "textarea",
+    "select",
+    "range",
+    "number",
+    "float",
+    "checkbox",
+    "fileinput",
+    "multifileinput",
+    "combinefileinput",
+    "selectwithcover",
+    "range",
+)
 
 
 def synthetic_model(count: int = 60) -> Model:
@@ -33,9 +45,16 @@ def synthetic_model(count: int = 60) -> Model:
     params = []
     for i in range(count):
         kind = TYPES[i % len(TYPES)]
-        p = Parameter(id=f"p{i}_{kind}", type=kind, label=f"Parameter {i} ({kind})", group=f"Group {i % 4}",
-                      required=i % 7 == 0, description=f"Help text for parameter {i}." if i % 2 else "",
-                      placeholder="…", advanced=i % 5 == 4)
+        p = Parameter(
+            id=f"p{i}_{kind}",
+            type=kind,
+            label=f"Parameter {i} ({kind})",
+            group=f"Group {i % 4}",
+            required=i % 7 == 0,
+            description=f"Help text for parameter {i}." if i % 2 else "",
+            placeholder="…",
+            advanced=i % 5 == 4,
+        )
         if kind in ("select", "selectwithcover"):
             p.options = [Option(value=f"v{k}", label=f"Option {k}") for k in range(6)]
             p.default = "v2"
@@ -90,10 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     ipywidgets.Widget.close_all()
 
     print(f"RunForm, {args.params} parameters, {args.rounds} rounds ({widgets} widget models per form)")
-    print(f"  form:      mean {statistics.mean(form_ms):7.2f} ms   median {statistics.median(form_ms):7.2f} ms   "
-          f"max {max(form_ms):7.2f} ms")
-    print(f"  baseline:  mean {statistics.mean(base_ms):7.2f} ms   median {statistics.median(base_ms):7.2f} ms   "
-          f"({args.params} plain ipywidgets.Text)")
+    print(
+        f"  form:      mean {statistics.mean(form_ms):7.2f} ms   median {statistics.median(form_ms):7.2f} ms   "
+        f"max {max(form_ms):7.2f} ms"
+    )
+    print(
+        f"  baseline:  mean {statistics.mean(base_ms):7.2f} ms   median {statistics.median(base_ms):7.2f} ms   "
+        f"({args.params} plain ipywidgets.Text)"
+    )
     print(f"  ratio form/baseline (median): {statistics.median(form_ms) / statistics.median(base_ms):.2f}x")
     print(f"  fields: {len(sample.fields)}; budget: well under 100 ms per form")
     return 0

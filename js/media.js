@@ -9,14 +9,15 @@ const CSS = `
   color: var(--jp-ui-font-color1, #1f2937); }
 .wiro-media > * { margin: 6px 0; }
 .wiro-grid { display: grid; gap: 6px; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); }
-.wiro-grid.single { grid-template-columns: minmax(0, 640px); }
+.wiro-grid.single { display: block; }
+.wiro-grid.single img { width: auto; max-width: min(100%, 640px); }
 .wiro-grid figure { margin: 0; }
 .wiro-grid img { width: 100%; height: auto; display: block; cursor: zoom-in; border-radius: 3px;
   background: var(--jp-layout-color2, #f3f4f6); }
 .wiro-grid figcaption, .wiro-caption { font-size: 11px; color: var(--jp-ui-font-color2, #6b7280); }
 .wiro-lightbox { position: fixed; inset: 0; z-index: 10000; background: rgba(0,0,0,.85); display: flex;
   align-items: center; justify-content: center; cursor: zoom-out; }
-.wiro-lightbox img { max-width: 95vw; max-height: 90vh; box-shadow: 0 0 24px #000; }
+.wiro-lightbox img { height: 85vh; width: auto; max-width: 95vw; object-fit: contain; box-shadow: 0 0 24px #000; }
 .wiro-lightbox span { position: absolute; bottom: 12px; color: #eee; font: 12px sans-serif; }
 .wiro-media video, .wiro-media img.wiro-animated { max-width: min(100%, 720px); display: block; }
 .wiro-answer, .wiro-text { line-height: 1.5; overflow-wrap: anywhere; }

@@ -29,6 +29,7 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WIRO_HOME", str(tmp_path / "wiro-home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no saved login of the machine's user
 
 
 @pytest.fixture

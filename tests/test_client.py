@@ -95,6 +95,16 @@ def test_missing_key_says_how_to_start(emu: Any, monkeypatch: pytest.MonkeyPatch
     assert "use_emulator" in str(info.value)
 
 
+def test_saved_login_serves_the_python_api(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wiro_jupyter._credentials import save_credentials
+
+    monkeypatch.delenv("WIRO_API_KEY", raising=False)
+    save_credentials(emu.signature_key, emu.signature_secret)
+    with Wiro(api_url=emu.api_url, socket_url=emu.socket_url) as client:
+        assert client.settings.auth_mode == "signature"
+        assert client.models(limit=1)
+
+
 def test_repr_masks_key(emu: Any) -> None:
     with make_client(emu, api_key=emu.signature_key, api_secret=emu.signature_secret) as client:
         text = repr(client) + repr(client.settings)

@@ -39,6 +39,12 @@ class Settings:
         api_url: str | None = None,
         socket_url: str | None = None,
     ) -> Settings:
+        if api_key is None and not os.environ.get("WIRO_API_KEY"):
+            from ._credentials import load_credentials
+
+            saved, _ = load_credentials()  # a saved `%wiro login`, if any
+            api_key = saved.get("api_key")
+            api_secret = api_secret if api_secret is not None else saved.get("api_secret")
         settings = cls(
             api_key=api_key if api_key is not None else os.environ.get("WIRO_API_KEY") or None,
             api_secret=api_secret if api_secret is not None else os.environ.get("WIRO_API_SECRET") or None,

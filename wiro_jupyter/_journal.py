@@ -94,11 +94,16 @@ class JournalList(list[JournalEntry]):
 
 class Journal:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path else wiro_home() / "journal.sqlite3"
-        self._ready = False
+        self._path = Path(path) if path else None
+        self._ready: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The explicit path, or `$WIRO_HOME/journal.sqlite3` as the environment says now."""
+        return self._path or wiro_home() / "journal.sqlite3"
 
     def _connect(self) -> sqlite3.Connection:
-        if not self._ready:
+        if self._ready != self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.closing(sqlite3.connect(self.path, timeout=10)) as db:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -106,7 +111,7 @@ class Journal:
                 db.commit()
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)
-            self._ready = True
+            self._ready = self.path
         return sqlite3.connect(self.path, timeout=10)
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:

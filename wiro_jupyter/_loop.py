@@ -98,3 +98,28 @@ def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
     _background_tasks.add(task)
     task.add_done_callback(_background_tasks.discard)
     return task
+
+
+WAKE_INTERVAL = 0.1
+
+
+async def await_waking(awaitable: Awaitable[T], *, period: float = WAKE_INTERVAL) -> T:
+    """Await `awaitable` while waking the caller's loop every `period` seconds.
+
+    Why: ipykernel 7.4 turns "interrupt kernel" during an awaited cell into a
+    cancellation scheduled from its SIGINT handler without waking the loop
+    (ipykernel#881; measured: an interrupted `await asyncio.sleep(20)` still ends
+    after 20 s). A periodic timer bounds that delay. On cancellation the inner
+    awaitable is cancelled and awaited, so its own clean-up (stopping a paid task)
+    runs before CancelledError propagates.
+    """
+    inner = asyncio.ensure_future(awaitable)
+    try:
+        while not inner.done():
+            await asyncio.wait({inner}, timeout=period)
+    except asyncio.CancelledError:
+        inner.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await inner
+        raise
+    return inner.result()

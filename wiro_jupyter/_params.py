@@ -187,8 +187,12 @@ def prepare_run(model: Model, params: dict[str, Any], *, callback_url: str | Non
         companion = url_companion(model, param) if param.is_file else None
         if companion and companion in supplied:
             continue
-        if param.default not in (None, "", []):
-            continue  # the server fills in its default
+        if not param.is_file and param.default not in (None, "", []):
+            # Servers differ on whether a required input may be left to its default: send it.
+            value = _coerce(param, param.default, errors)
+            fields.append((param.id, value))
+            summary[param.id] = value
+            continue
         errors.append(f"{param.id!r} is required ({param.describe()}).")
 
     if callback_url:

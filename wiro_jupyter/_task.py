@@ -281,9 +281,9 @@ class TaskFollower:
             self.state.failure = WiroError(f"Following the task failed unexpectedly: {exc!r}")
         finally:
             socket.unsubscribe(self.state.token)
-            self.finished.set()
             if self.state.failure is None:
                 self.emit(TaskEvent(kind="done", message=self.state.status))
+            self.finished.set()  # after the last event, so no waiter can miss it
 
     def _next_poll_in(self) -> float:
         if self._socket_up:
@@ -549,11 +549,11 @@ class Task(_TaskBase):
         while a cell awaits this. Cancelling the awaiting coroutine (an
         interrupted cell) stops the paid task on the server.
         """
-        from ._loop import submit
+        from ._loop import await_waking, submit
 
         future = submit(self._async.wait(timeout))
         try:
-            await asyncio.wrap_future(future)
+            await await_waking(asyncio.wrap_future(future))
         except (asyncio.CancelledError, KeyboardInterrupt):
             future.cancel()
             await asyncio.wrap_future(submit(self._stop_on_interrupt()))

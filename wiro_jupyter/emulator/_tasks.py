@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import threading
 import time
 import urllib.parse
@@ -115,7 +116,9 @@ class TaskEngine:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.paused = False
         self._queue_event: asyncio.Event | None = None
-        self._next_task_id = 2221
+        # Real ids are unique across the service; emulators started one after another must not
+        # hand out the same ids into one shared journal.
+        self._next_task_id = 2221 + secrets.randbelow(1_000_000) * 1000
         self._background: set[asyncio.Task[Any]] = set()
         self._status_changed = threading.Condition()
 

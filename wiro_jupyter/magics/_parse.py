@@ -30,6 +30,7 @@ from IPython.core.error import UsageError
 
 __all__ = [
     "SUBCOMMANDS",
+    "MagicParser",
     "RunRequest",
     "convert_value",
     "interpolate",
@@ -44,7 +45,7 @@ __all__ = [
 # argparse that never exits
 
 
-class _Parser(argparse.ArgumentParser):
+class MagicParser(argparse.ArgumentParser):
     """argparse that raises UsageError (message + usage) instead of printing and exiting."""
 
     def __init__(self, prog: str, description: str = "", epilog: str = "", usage: str | None = None) -> None:
@@ -74,7 +75,7 @@ def split_words(line: str, namespace: dict[str, Any] | None = None) -> list[str]
     try:
         words = shlex.split(line, posix=True)
     except ValueError as exc:
-        raise UsageError(f"Could not read the magic line: {exc}. Quote values with spaces: prompt=\"a cat\".") from None
+        raise UsageError(f'Could not read the magic line: {exc}. Quote values with spaces: prompt="a cat".') from None
     if namespace is not None:
         words = [interpolate(word, namespace) for word in words]
     return words
@@ -99,8 +100,9 @@ def _seconds(value: str) -> float:
 # --------------------------------------------------------------------------------------
 # %%wiro run / %wiro run
 
-def _run_parser(prog: str = "%%wiro run") -> _Parser:
-    parser = _Parser(
+
+def _run_parser(prog: str = "%%wiro run") -> MagicParser:
+    parser = MagicParser(
         prog,
         description="Run a model; the cell body is its prompt (plain text) or a JSON object.",
         usage="%(prog)s OWNER/MODEL [name=value ...] [-o VAR] [--no-wait] [--form] [--save DIR] [--timeout S]",
@@ -118,7 +120,7 @@ def _run_parser(prog: str = "%%wiro run") -> _Parser:
 _NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
 
 
-def _split_assignments(parser: _Parser, words: list[str]) -> tuple[list[str], dict[str, str]]:
+def _split_assignments(parser: MagicParser, words: list[str]) -> tuple[list[str], dict[str, str]]:
     """Take the `name=value` words out (anywhere on the line); the rest goes to argparse."""
     takes_value = {
         option
@@ -203,11 +205,11 @@ def parse_assignments(words: list[str], prog: str) -> dict[str, str]:
 # %wiro SUBCOMMAND
 
 
-def _build_subcommands() -> dict[str, _Parser]:
-    parsers: dict[str, _Parser] = {}
+def _build_subcommands() -> dict[str, MagicParser]:
+    parsers: dict[str, MagicParser] = {}
 
-    def sub(name: str, description: str) -> _Parser:
-        parsers[name] = _Parser(f"%wiro {name}", description)
+    def sub(name: str, description: str, usage: str | None = None) -> MagicParser:
+        parsers[name] = MagicParser(f"%wiro {name}", description, usage=usage)
         return parsers[name]
 
     p = sub("models", "List the catalogue (a table); slugs then complete with Tab.")
@@ -219,11 +221,15 @@ def _build_subcommands() -> dict[str, _Parser]:
     p = sub("info", "A model's parameters (types, ranges, options, defaults).")
     p.add_argument("slug", metavar="OWNER/MODEL")
 
-    p = sub("form", "The model's generated form, prefilled with name=value pairs.")
+    p = sub("form", "The model's generated form, prefilled with name=value pairs.", "%(prog)s OWNER/MODEL [name=value ...]")
     p.add_argument("slug", metavar="OWNER/MODEL")
     p.add_argument("assignments", nargs=argparse.REMAINDER, metavar="name=value")
 
-    p = sub("run", "Run a model with name=value parameters (a %%wiro cell also takes a body).")
+    p = sub(
+        "run",
+        "A %%wiro run cell without a body: the same options; it waits in place (-o VAR keeps the Task).",
+        "%(prog)s OWNER/MODEL [name=value ...] [-o VAR] [--no-wait] [--form] [--save DIR] [--timeout S]",
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER)
 
     p = sub("task", "A task by its socket token or numeric id (followed live if unfinished).")
@@ -242,7 +248,7 @@ def _build_subcommands() -> dict[str, _Parser]:
     p = sub("recover", "Rebuild a Task from the journal (after a restart) and show its outputs.")
     p.add_argument("id", metavar="ID_OR_TOKEN")
 
-    p = sub("upload", "Upload a file to your Wiro storage; prints its URL (use it as a model input).")
+    p = sub("upload", "Upload a file to your Wiro storage; returns it (its .url can be a model input).")
     p.add_argument("path", metavar="PATH")
 
     p = sub("login", "Ask for the API key and secret (getpass); keep them for this kernel session.")
@@ -263,7 +269,7 @@ def _build_subcommands() -> dict[str, _Parser]:
     return parsers
 
 
-SUBCOMMANDS: dict[str, _Parser] = _build_subcommands()
+SUBCOMMANDS: dict[str, MagicParser] = _build_subcommands()
 
 
 def parse_subcommand(line: str, namespace: dict[str, Any] | None = None) -> tuple[str, argparse.Namespace]:
@@ -281,9 +287,7 @@ def parse_subcommand(line: str, namespace: dict[str, Any] | None = None) -> tupl
     if parser is None:
         close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UsageError(
-            f"%wiro has no subcommand {name!r}.{hint} Subcommands: {', '.join(SUBCOMMANDS)}. See %wiro? for help."
-        )
+        raise UsageError(f"%wiro has no subcommand {name!r}.{hint} Subcommands: {', '.join(SUBCOMMANDS)}. See %wiro? for help.")
     if name == "run":
         return name, argparse.Namespace(rest=line.split(None, 1)[1] if len(words) > 1 else "")
     if any(w in ("-h", "--help") for w in rest):
@@ -293,7 +297,7 @@ def parse_subcommand(line: str, namespace: dict[str, Any] | None = None) -> tupl
 
 def subcommand_overview() -> str:
     lines = []
-    for name, parser in SUBCOMMANDS.items():
+    for parser in SUBCOMMANDS.values():
         usage = parser.format_usage().strip().removeprefix("usage: ")
         lines.append(f"  {usage}\n      {parser.description}")
     return "\n".join(lines)

@@ -1,26 +1,35 @@
 """Awaited magic cells: an input transformer turns `%%wiro run …` (and `%%wchat …`) into `await …`.
 
 Why: a cell that blocks synchronously never receives a widget's messages, so a
-status bar's Cancel button could not work while the cell waits. Measured with
-ipykernel 7.4.0 / IPython 9.18.1 / ipywidgets 8.1.9 / jupyter_client 8.10 (Python 3.11):
+status bar's Cancel button could not work while the cell waits. What was measured
+(ipykernel 7.4.0, IPython 9.18.1, tornado 6.6.1, ipywidgets 8.1.9, anywidget 0.11,
+jupyter_client 8.10, Python 3.11; see tests/test_magics.py, `test_kernel_*`):
 
-- a blocking cell: comm messages (widget clicks) are queued until the cell ends;
+- a blocking cell: comm messages (widget clicks) wait until the cell ends;
   `jupyter-ui-poll` 1.1.0 does not change that, and `nest_asyncio` inside the
-  kernel fails (`RuntimeError: cannot enter context`);
+  kernel fails with `RuntimeError: cannot enter context` (widgets issue);
 - a cell with a top-level `await` runs as a coroutine on the kernel's own loop
-  (`IPythonKernel.do_execute` → `shell.run_cell_async`, because
+  (`IPythonKernel.do_execute` → `shell.run_cell_async`, since
   `shell.should_run_async(transformed_cell)` is true). While it awaits, the kernel
-  dispatches comm messages (tests/test_magics.py sends one to a comm target in the
-  middle of an awaited `%%wiro run wiro/slow` cell and gets its answer back before the
-  cell ends), and it still holds the next `execute_request` back until this cell
-  has finished (its `execute_input` arrives after this cell's reply);
+  handles comm messages: the status bar's Cancel/Kill sent in the middle of an
+  awaited `%%wiro run` cell stops the task and ends the cell 0.03-0.11 s later.
+  The kernel still holds the next `execute_request` back until this cell has
+  finished (its `execute_input` comes after this cell's idle status); a cell that
+  fails makes ipykernel skip the requests queued behind it (`stop_on_error`);
 - interrupting the kernel during such a cell does not raise KeyboardInterrupt:
-  ipykernel's `_cancel_on_sigint` turns SIGINT into `CancelledError` inside the
-  awaiting coroutine. `Task.wait_async()` catches it, stops the paid task on the
-  server (Task/Cancel or Task/Kill), prints a note and re-raises; the handler turns
-  that into a short `TaskCancelledError` so the cell fails without a traceback.
-  In the tests the kill reaches the emulator (status `task_cancel`) and the cell
-  ends within about a second of `km.interrupt_kernel()`.
+  ipykernel's `_cancel_on_sigint` turns SIGINT into `CancelledError` in the
+  awaiting coroutine. But its signal handler schedules that with tornado's
+  `IOLoop.add_callback`, which (running in the loop's own thread) uses the
+  non-thread-safe `call_soon` and does not wake the loop: the cancellation waits
+  until the loop wakes up for something else (ipykernel#881). Measured:
+  `await asyncio.sleep(20)` interrupted after 1 s ends 19 s later; an await on a
+  future that nothing resolves is never interrupted. `wait_interruptibly()` (`_loop.await_waking`)
+  therefore wakes the loop every 0.1 s (a timer, nothing on the network); with it an
+  interrupted `%%wiro run wiro/slow seconds=60` cell ends 0.07-0.35 s after
+  `km.interrupt_kernel()`, the task killed on the server (`task_cancel`).
+  `Task.wait_async()` catches the CancelledError, stops the paid task
+  (Task/Cancel or Task/Kill), prints a note and re-raises; the magic turns that into
+  a one-line `TaskCancelledError` so the cell fails without a traceback.
 
 The cell magic itself cannot await (IPython calls magics synchronously), so an
 input transformer in `shell.input_transformers_cleanup` rewrites the cell before
@@ -36,9 +45,10 @@ The rewrite only happens where the await can run on the kernel's loop: an
 ipykernel shell with `%autoawait` on and the asyncio runner. Elsewhere (terminal
 IPython, a plain `InteractiveShell`, `%autoawait off`, or a direct
 `run_cell_magic(...)` call) the magic runs as usual and blocks, where Ctrl-C
-also stops the paid task (`Task.wait()`). In terminal IPython the asyncio runner
-would let Ctrl-C escape the coroutine without stopping the task, so the
-blocking path is the right one there.
+also stops the paid task (`Task.wait()`). Measured in a plain InteractiveShell:
+forced through IPython's asyncio runner (`run_until_complete`), a SIGINT raises
+KeyboardInterrupt out of the loop, not into the coroutine, and the task keeps
+running on the server; the blocking path kills it (`task_cancel`) within 0.2 s.
 
 Result values: a handler displays what it wants and returns the cell's value;
 `run_async_cell` (and the blocking path) store it as the cell's result (`_`,
@@ -65,6 +75,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from .._loop import await_waking as wait_interruptibly
+
 __all__ = [
     "ASYNC_CELL_HANDLERS",
     "FORCE_AWAIT",
@@ -76,6 +88,7 @@ __all__ = [
     "run_async_cell",
     "uninstall",
     "unregister_async_cell",
+    "wait_interruptibly",
 ]
 
 AsyncCellHandler = Callable[[Any, str, str], Awaitable[Any]]
@@ -85,6 +98,7 @@ ASYNC_CELL_HANDLERS: dict[str, AsyncCellHandler] = {}
 
 #: None: decide per shell (ipykernel + autoawait + asyncio runner); True/False: force (tests).
 FORCE_AWAIT: bool | None = None
+
 
 _MARK = "_wiro_async_cell_transformer"
 _HEADER = re.compile(r"^%%(?P<name>[A-Za-z_]\w*)(?:[ \t]+(?P<line>.*?))?[ \t]*$")
@@ -130,10 +144,7 @@ def _make_transformer(shell: Any) -> Callable[[list[str]], list[str]]:
         if shell.find_cell_magic(name) is None or line.endswith("?"):
             return lines
         body = "".join(lines[1:])
-        call = (
-            f"await __import__({__name__!r}, fromlist=['run_async_cell'])"
-            f".run_async_cell({name!r}, {line!r}, {body!r})\n"
-        )
+        call = f"await __import__({__name__!r}, fromlist=['run_async_cell']).run_async_cell({name!r}, {line!r}, {body!r})\n"
         return [call]
 
     transform.has_side_effects = False  # type: ignore[attr-defined]  # IPython may run it in check_complete

@@ -8,10 +8,12 @@ See `HELP` (shown by `%wiro?` and `%%wiro?`) for the user-facing description.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -156,34 +158,74 @@ def _status_bundle(task: Any, note: str = "") -> dict[str, Any]:
     }
 
 
+class _Live:
+    """The live display of one task in a kernel, replaced in place by static outputs when the task ends.
+
+    With a widget front end it is a `TaskView` (status bar with Cancel/Kill, outputs
+    below), displayed from its mimebundle (widget view + static fallback) so that the
+    display carries the provenance metadata. When the task has ended nothing is live
+    any more, so the display is updated to the view's *static* bundle (HTML, PNG, text:
+    no widget view) with the final provenance (elapsed time, cost). A saved notebook
+    then shows the outputs everywhere: JupyterLab without a kernel (where a widget view
+    whose model is gone shows "Error displaying widget: model not found"), nbconvert
+    HTML (which picks the widget view over its fallback), GitHub, VS Code. Without
+    widgets it is a status line replaced by the outputs.
+    """
+
+    def __init__(self, task: Any) -> None:
+        from IPython.display import display
+
+        self.task = task
+        self.view = _task_view(task)
+        if self.view is not None:
+            data, metadata = _split_bundle(self.view._repr_mimebundle_())
+        else:
+            data, metadata = _status_bundle(task, "running"), {}
+        self.handle = display(data, raw=True, metadata={**metadata, **provenance(task)}, display_id=True)
+
+    def final(self, *, failed: bool = False, timeout: float = 30.0) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The final bundle (blocks until the view has its final state; call it off the kernel's loop)."""
+        if self.view is not None:
+            self.view.wait(timeout)
+            return self.view.static_bundle(), provenance(self.task)
+        bundle = _status_bundle(self.task) if failed else _outputs(self.task, None)[0]
+        return bundle, provenance(self.task)
+
+    def show(self, final: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        self.handle.update(final[0], raw=True, metadata=final[1])
+
+    def show_when_done(self) -> None:
+        """For --no-wait: refresh the display from a thread once the task has ended."""
+        threading.Thread(target=self._refresh_when_done, name="wiro-magic-final", daemon=True).start()
+
+    def _refresh_when_done(self) -> None:
+        # No parent header of our own: ipykernel then uses the cell running now, and headless
+        # runners (nbclient) apply a display update only while they listen to that cell.
+        # (JupyterLab routes updates by display id to the cell that made the display.)
+        with contextlib.suppress(BaseException):
+            self.task.wait()
+        with contextlib.suppress(Exception):  # the live widget already shows the outcome; this is the saved copy
+            self.show(self.final(failed=not self.task.ok, timeout=120.0))
+
+
+def _split_bundle(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    if isinstance(result, tuple):
+        return dict(result[0] or {}), dict(result[1] or {})
+    return dict(result or {}), {}
+
+
 def _task_view(task: Any) -> Any:
+    """A TaskView where a widget front end may render it; None without widgets."""
     try:
-        from ..widgets import TaskView  # type: ignore[attr-defined]
+        from ..widgets import TaskView, has_widget_frontend
     except ImportError:
         return None
-    return TaskView(task)
+    return TaskView(task) if has_widget_frontend() else None
 
 
-def _show_live(shell: Any, task: Any) -> Any:
-    """The live status display (a TaskView in a kernel); its handle, or None outside a kernel."""
-    if not _in_kernel(shell):
-        return None
-    from IPython.display import display
-
-    view = _task_view(task)
-    metadata = provenance(task)
-    if view is None:
-        return display(_status_bundle(task, "running"), raw=True, metadata=metadata, display_id=True)
-    return display(view, metadata=metadata, display_id=True)
-
-
-def _show_final(live: Any, bundle: dict[str, Any], metadata: dict[str, Any]) -> None:
-    from IPython.display import display
-
-    if live is not None:
-        live.update(bundle, raw=True, metadata=metadata)
-    else:
-        display(bundle, raw=True, metadata=metadata)
+def _show_live(shell: Any, task: Any) -> _Live | None:
+    """The live status display in a kernel; None elsewhere (terminal IPython prints the result at the end)."""
+    return _Live(task) if _in_kernel(shell) else None
 
 
 def _outputs(task: Any, save: str | None) -> tuple[dict[str, Any], list[Any]]:
@@ -196,8 +238,11 @@ def _outputs(task: Any, save: str | None) -> tuple[dict[str, Any], list[Any]]:
 
 def _report_saved(paths: list[Any], directory: str) -> None:
     names = ", ".join(p.name for p in paths[:6]) + (" …" if len(paths) > 6 else "")
-    print(f"Saved {len(paths)} file{'s' if len(paths) != 1 else ''} to {directory}: {names}" if paths else
-          f"Nothing to save to {directory}: the task has no output files.")
+    print(
+        f"Saved {len(paths)} file{'s' if len(paths) != 1 else ''} to {directory}: {names}"
+        if paths
+        else f"Nothing to save to {directory}: the task has no output files."
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -228,9 +273,7 @@ def _plan(shell: Any, line: str, body: str | None, *, prog: str) -> _Plan:
     request = parse_run(line, prog=prog, namespace=shell.user_ns)
     json_params, text = parse_body(body)
     if request.no_wait and (request.save or request.timeout):
-        raise UsageError(
-            "--no-wait returns before there are outputs: drop --save/--timeout, or call task.save(DIR) later."
-        )
+        raise UsageError("--no-wait returns before there are outputs: drop --save/--timeout, or call task.save(DIR) later.")
     if request.form and (request.no_wait or request.save or request.timeout):
         raise UsageError("--form only shows the form; it does not run, wait or save.")
     client = require_client()
@@ -270,7 +313,7 @@ def _show_form(shell: Any, plan: _Plan, *, show: bool = True) -> Any:
     if errors:
         raise ValidationError(f"{plan.model.slug}: " + " ".join(errors), errors=errors)
     try:
-        from ..widgets import form  # type: ignore[attr-defined]
+        from ..widgets import form
     except ImportError:
         raise WiroError(
             "The form needs wiro_jupyter.widgets (ipywidgets and anywidget).",
@@ -292,8 +335,10 @@ def _start(shell: Any, plan: _Plan) -> tuple[Task, Any]:
     return task, _show_live(shell, task)
 
 
-def _detach(shell: Any, plan: _Plan, task: Task, live: Any) -> Task:
-    if live is None:
+def _detach(shell: Any, plan: _Plan, task: Task, live: _Live | None) -> Task:
+    if live is not None:
+        live.show_when_done()
+    else:
         name = plan.request.output or "_"
         print(
             f"Task {task.id} ({task.model}) runs in the background. {name}.wait() waits for it; "
@@ -312,14 +357,35 @@ def _interrupted(task: Task) -> Exception:
     return TaskCancelledError(message, task=task, hint="")
 
 
-def _final_for_failure(live: Any, task: Task) -> None:
-    """A failed/cancelled task: a one-line status with provenance (the error itself is the cell's error)."""
-    _show_final(live, _status_bundle(task), provenance(task))
+def _finish(task: Task, live: _Live | None, plan: _Plan, *, failed: bool) -> Any:
+    """Save (if asked) and compute the final display (blocking: downloads; run off the kernel's loop).
+
+    Returns what `_show` needs. A failed task shows its status line (the error is the cell's error).
+    """
+    paths = task.save(plan.request.save) if (plan.request.save and not failed) else None
+    if live is not None:
+        final = live.final(failed=failed)
+    elif failed:
+        final = (_status_bundle(task), provenance(task))
+    else:
+        final = (_outputs(task, None)[0], provenance(task))
+    return final, paths
+
+
+def _show(live: _Live | None, plan: _Plan, final: Any, paths: list[Any] | None) -> None:
+    from IPython.display import display
+
+    if paths is not None and plan.request.save:
+        _report_saved(paths, plan.request.save)
+    if live is not None:
+        live.show(final)
+    else:  # outside a kernel there was no live display: the outputs appear now
+        display(final[0], raw=True, metadata=final[1])
 
 
 async def run_cell_async(shell: Any, line: str, body: str) -> Any:
     """The awaited `%%wiro` cell (see _transform): the kernel stays free while the task runs."""
-    from .._exceptions import TaskFailedError
+    from .._exceptions import TaskFailedError, WiroTimeoutError
 
     plan = _plan(shell, _cell_line(line), body, prog="%%wiro run")
     if plan.request.form:
@@ -328,53 +394,42 @@ async def run_cell_async(shell: Any, line: str, body: str) -> Any:
     if plan.request.no_wait:
         return _detach(shell, plan, task, live)
     try:
-        await task.wait_async(plan.request.timeout)
+        await task.wait_async(plan.request.timeout)  # wakes the loop, so an interrupt lands at once
+    except WiroTimeoutError:
+        _detach(shell, plan, task, live)  # it keeps running: the display still gets its final state
+        raise
     except asyncio.CancelledError:
-        _final_for_failure(live, task)
+        _show(live, plan, *await asyncio.to_thread(_finish, task, live, plan, failed=True))
         raise _interrupted(task) from None
     except TaskFailedError:
-        _final_for_failure(live, task)
+        _show(live, plan, *await asyncio.to_thread(_finish, task, live, plan, failed=True))
         raise
-    bundle, paths = await asyncio.to_thread(_outputs, task, plan.request.save)
-    if plan.request.save:
-        _report_saved(paths, plan.request.save)
-    _show_final(live, bundle, provenance(task))
+    _show(live, plan, *await asyncio.to_thread(_finish, task, live, plan, failed=False))
     return task
 
 
-def run_cell_blocking(
-    shell: Any, line: str, body: str | None, *, prog: str = "%%wiro run", line_mode: bool = False
-) -> Any:
-    """`%%wiro` where the cell cannot be awaited, and `%wiro run`: waits in this thread (Ctrl-C stops the task).
-
-    In `line_mode` (`x = %wiro run ...`) the value is returned for IPython to display
-    (the Task formatter adds the provenance), and the live status ends as one line.
-    """
-    from .._exceptions import TaskFailedError
+def run_cell_blocking(shell: Any, line: str, body: str | None, *, prog: str = "%%wiro run") -> Any:
+    """`%%wiro` where the cell cannot be awaited, and `%wiro run`: waits in this thread (Ctrl-C stops the task)."""
+    from .._exceptions import TaskFailedError, WiroTimeoutError
 
     plan = _plan(shell, line, body, prog=prog)
     if plan.request.form:
-        return _show_form(shell, plan, show=not line_mode)
+        return _show_form(shell, plan)
     task, live = _start(shell, plan)
     if plan.request.no_wait:
         return _detach(shell, plan, task, live)
     try:
         task.wait(plan.request.timeout)
+    except WiroTimeoutError:
+        _detach(shell, plan, task, live)  # it keeps running: the display still gets its final state
+        raise
     except KeyboardInterrupt:
-        _final_for_failure(live, task)
+        _show(live, plan, *_finish(task, live, plan, failed=True))
         raise _interrupted(task) from None
     except TaskFailedError:
-        _final_for_failure(live, task)
+        _show(live, plan, *_finish(task, live, plan, failed=True))
         raise
-    if line_mode:
-        paths = task.save(plan.request.save) if plan.request.save else []
-        if live is not None:
-            _show_final(live, _status_bundle(task), provenance(task))
-    else:
-        bundle, paths = _outputs(task, plan.request.save)
-        _show_final(live, bundle, provenance(task))
-    if plan.request.save:
-        _report_saved(paths, plan.request.save)
+    _show(live, plan, *_finish(task, live, plan, failed=False))
     return task
 
 
@@ -387,9 +442,7 @@ def _sub_help(shell: Any, args: Any) -> None:
 
 
 def _sub_models(shell: Any, args: Any) -> Any:
-    found = require_client().models(
-        " ".join(args.search) or None, categories=args.category, start=args.start, limit=args.limit
-    )
+    found = require_client().models(" ".join(args.search) or None, categories=args.category, start=args.start, limit=args.limit)
     for model in found:
         KNOWN_SLUGS.add(model.slug)
     return found
@@ -412,8 +465,9 @@ def _sub_form(shell: Any, args: Any) -> Any:
     return _show_form(shell, _Plan(request, model, params, client), show=False)
 
 
-def _sub_run(shell: Any, args: Any) -> Any:
-    return run_cell_blocking(shell, args.rest, None, prog="%wiro run", line_mode=True)
+def _sub_run(shell: Any, args: Any) -> None:
+    """`%wiro run ...` is a `%%wiro run` cell without a body (it waits in place; -o VAR keeps the Task)."""
+    publish_result(shell, run_cell_blocking(shell, args.rest, None, prog="%wiro run"))
 
 
 def _sub_task(shell: Any, args: Any) -> Any:
@@ -455,7 +509,7 @@ def _sub_login(shell: Any, args: Any) -> None:
 
     from .._config import Settings, mask
     from .._exceptions import register_secret
-    from ._config_store import credentials_path, save_credentials
+    from .._credentials import credentials_path, save_credentials
 
     key = getpass.getpass("Wiro API key: ").strip()
     if not key:
@@ -484,7 +538,7 @@ def _sub_login(shell: Any, args: Any) -> None:
 
 
 def _sub_logout(shell: Any, args: Any) -> None:
-    from ._config_store import credentials_path, delete_credentials
+    from .._credentials import credentials_path, delete_credentials
 
     os.environ.pop("WIRO_API_KEY", None)
     os.environ.pop("WIRO_API_SECRET", None)
@@ -500,7 +554,7 @@ def _sub_logout(shell: Any, args: Any) -> None:
 def _config_rows() -> list[tuple[str, str]]:
     from .._config import Settings, mask
     from .._journal import Journal
-    from ._config_store import credentials_path
+    from .._credentials import credentials_path
 
     settings = Settings.resolve()
     emulator = _running_emulator()
@@ -737,7 +791,7 @@ def unload(shell: Any) -> None:
 def credentials_from_file() -> None:
     """At load: without WIRO_API_KEY in the environment, use the key saved by `%wiro login`."""
     from .._exceptions import register_secret
-    from ._config_store import credentials_path, load_credentials
+    from .._credentials import credentials_path, load_credentials
 
     if os.environ.get("WIRO_API_KEY"):
         return

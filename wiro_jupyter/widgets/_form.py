@@ -73,9 +73,9 @@ _LAYOUTS: dict[str, dict[str, str]] = {
     "box": {"width": "110px"},
     "number": {"width": "min(100%, 320px)"},
     "row": {"align_items": "center", "flex_flow": "row wrap"},
-    "label": {"width": LABEL_WIDTH, "min_width": LABEL_WIDTH},
-    "urls": {"width": "min(60%, 420px)"},
-    "urls_area": {"width": "min(60%, 420px)", "height": "4.2em"},
+    "urls": {"width": "min(75%, 560px)"},
+    "urls_area": {"width": "min(75%, 560px)", "height": "4.2em"},
+    "upload": {"width": "auto", "min_width": "120px"},
     "note": {"margin": f"-2px 0 4px calc({LABEL_WIDTH} + 8px)"},
     "group": {"margin": "4px 0 6px 0"},
     "auto": {},
@@ -136,8 +136,7 @@ class Field:
 
     def _make_note(self) -> w.HTML:
         if self.note is None:
-            self.note = w.HTML(layout=self.styles.layout("note"), style=self.styles.style(w.HTML),
-                               _dom_classes=("wiro-note",))
+            self.note = w.HTML(layout=self.styles.layout("note"), style=self.styles.style(w.HTML), _dom_classes=("wiro-note",))
             self._render_note()
         return self.note
 
@@ -200,8 +199,8 @@ class TextField(Field):
 class SelectField(Field):
     def _build(self) -> w.Widget:
         options = [(o.label or str(o.value), o.value) for o in self.param.options]
-        self.input = w.Dropdown(options=options, value=None, layout=self.styles.layout("number"), **self._common(w.Dropdown))
-        self.set(self.param.default)
+        value = _match_option(options, self.param.default)
+        self.input = w.Dropdown(options=options, value=value, layout=self.styles.layout("number"), **self._common(w.Dropdown))
         return self.input
 
     @property
@@ -209,11 +208,7 @@ class SelectField(Field):
         return self.input.value
 
     def set(self, value: Any) -> None:
-        for label, option in self.input.options:
-            if value is not None and (str(option) == str(value) or label == str(value)):
-                self.input.value = option
-                return
-        self.input.value = None
+        self.input.value = _match_option(self.input.options, value)
 
     def value_widgets(self) -> list[w.Widget]:
         return [self.input]
@@ -243,14 +238,19 @@ class NumberField(Field):
         bounds = {"min": self._coerce(p.min), "max": self._coerce(p.max)} if bounded else {}
         if not slider:
             self.slider = None
-            self.input = box_cls(value=value, step=step, layout=self.styles.layout("number"),
-                                 **bounds, **self._common(box_cls))
+            self.input = box_cls(value=value, step=step, layout=self.styles.layout("number"), **bounds, **self._common(box_cls))
             return self.input
         slider_cls = w.IntSlider if self.integer else w.FloatSlider
-        self.slider = slider_cls(value=value, step=step, readout=False, continuous_update=False,
-                                 layout=self.styles.layout("slider"), **bounds, **self._common(slider_cls, row=False))
-        self.input = box_cls(value=value, step=step, layout=self.styles.layout("box"),
-                             style=self.styles.style(box_cls), **bounds)
+        self.slider = slider_cls(
+            value=value,
+            step=step,
+            readout=False,
+            continuous_update=False,
+            layout=self.styles.layout("slider"),
+            **bounds,
+            **self._common(slider_cls, row=False),
+        )
+        self.input = box_cls(value=value, step=step, layout=self.styles.layout("box"), style=self.styles.style(box_cls), **bounds)
         self._link = traitlets.link((self.slider, "value"), (self.input, "value"))
         return w.HBox([self.slider, self.input], layout=self.styles.layout("row"), _dom_classes=self.classes)
 
@@ -279,8 +279,9 @@ class NumberField(Field):
 
 class CheckboxField(Field):
     def _build(self) -> w.Widget:
-        self.input = w.Checkbox(value=to_bool(self.param.default), indent=True, layout=self.styles.layout("auto"),
-                                **self._common(w.Checkbox))
+        self.input = w.Checkbox(
+            value=to_bool(self.param.default), indent=True, layout=self.styles.layout("auto"), **self._common(w.Checkbox)
+        )
         return self.input
 
     @property
@@ -306,16 +307,23 @@ class FileField(Field):
     def _build(self) -> w.Widget:
         p = self.param
         self.multiple = p.type != "fileinput"
-        self.label = w.HTML(_label_html(p), layout=self.styles.layout("label"), style=self.styles.style(w.HTML),
-                            _dom_classes=("wiro-label",))
-        self.upload = w.FileUpload(multiple=self.multiple, description="Upload" + (" files" if self.multiple else ""),
-                                   style=self.styles.style(w.FileUpload), layout=self.styles.layout("auto"))
         limit = f" (up to {p.max_files})" if p.max_files else ""
-        placeholder = ("https://… or a path, one per line" + limit) if self.multiple else "…or https://… or a path"
+        placeholder = ("https://… or a path, one per line" + limit) if self.multiple else "https://… or a path"
         cls = w.Textarea if self.multiple else w.Text
-        self.urls = cls(placeholder=placeholder, layout=self.styles.layout("urls_area" if self.multiple else "urls"),
-                        style=self.styles.style(cls), tooltip=f"{p.id}: {p.describe()}")
-        return w.HBox([self.label, self.upload, self.urls], layout=self.styles.layout("row"), _dom_classes=self.classes)
+        # The URL box carries the field's label (its description): no separate label widget.
+        self.urls = cls(
+            placeholder=placeholder,
+            layout=self.styles.layout("urls_area" if self.multiple else "urls"),
+            **self._common(cls, row=False),
+        )
+        self.upload = w.FileUpload(
+            multiple=self.multiple,
+            description="Upload" + (" files" if self.multiple else ""),
+            tooltip="…or upload " + ("files" if self.multiple else "a file") + " from this computer",
+            style=self.styles.style(w.FileUpload),
+            layout=self.styles.layout("upload"),
+        )
+        return w.HBox([self.urls, self.upload], layout=self.styles.layout("row"), _dom_classes=self.classes)
 
     def uploads(self) -> list[Upload]:
         return [Upload(str(f.get("name") or self.param.id), bytes(f.get("content") or b"")) for f in self.upload.value]
@@ -339,6 +347,16 @@ class FileField(Field):
 
     def value_widgets(self) -> list[w.Widget]:
         return [self.upload, self.urls]
+
+
+def _match_option(options: Any, value: Any) -> Any:
+    """The option value matching `value` by value or by label (None when nothing matches)."""
+    if value is None:
+        return None
+    for label, option in options:
+        if str(option) == str(value) or label == str(value):
+            return option
+    return None
 
 
 def _all_whole(*numbers: Any) -> bool:
@@ -394,18 +412,29 @@ class RunForm(w.VBox):
         self._busy = threading.Lock()
         self.fields: dict[str, Field] = {}
         self._companions: dict[str, str] = {}  # companion id -> file field id
-        self._boxes: list[tuple[w.VBox, list[Field]]] = []
+        self._boxes: list[tuple[w.Box, list[Any]]] = []  # a box and its items: widgets and fields
         sections = self._build_fields()
 
         st, auto = self._styles, self._styles.layout("auto")
         head = w.HTML(self._header_html(), style=st.style(w.HTML), layout=auto, _dom_classes=("wiro-form-header",))
-        self.run_button = w.Button(description="Run", button_style="primary", icon="play", layout=auto,
-                                   tooltip=f"Run {model.slug} with these values", style=st.style(w.Button),
-                                   _dom_classes=("wiro-run",))
+        self.run_button = w.Button(
+            description="Run",
+            button_style="primary",
+            icon="play",
+            layout=auto,
+            tooltip=f"Run {model.slug} with these values",
+            style=st.style(w.Button),
+            _dom_classes=("wiro-run",),
+        )
         self.run_button.on_click(self._on_run_click)
-        self.code_button = w.ToggleButton(description="Code", icon="code", value=False, layout=auto,
-                                          tooltip="Show the equivalent %%wiro cell and Python call",
-                                          _dom_classes=("wiro-code-toggle",))
+        self.code_button = w.ToggleButton(
+            description="Code",
+            icon="code",
+            value=False,
+            layout=auto,
+            tooltip="Show the equivalent %%wiro cell and Python call",
+            _dom_classes=("wiro-code-toggle",),
+        )
         self.code_button.observe(self._on_code_toggle, names="value")
         self.summary = w.HTML(style=st.style(w.HTML), layout=auto, _dom_classes=("wiro-form-summary",))
         self.code_view = w.HTML(style=st.style(w.HTML), layout=auto, _dom_classes=("wiro-code",))
@@ -439,31 +468,41 @@ class RunForm(w.VBox):
             groups.setdefault(p.group, []).append(field)
         sections: list[w.Widget] = []
         for title, fields in groups.items():
-            children: list[w.Widget] = []
+            children: list[Any] = []  # widgets and fields, in order
             if title:
-                header = w.HTML(f"<b>{html.escape(title)}</b>", style=self._styles.style(w.HTML),
-                                layout=self._styles.layout("auto"), _dom_classes=("wiro-group-title",))
+                header = w.HTML(
+                    f"<b>{html.escape(title)}</b>",
+                    style=self._styles.style(w.HTML),
+                    layout=self._styles.layout("auto"),
+                    _dom_classes=("wiro-group-title",),
+                )
                 children.append(header)
-            basic = [f for f in fields if not f.param.advanced]
+            children.extend(f for f in fields if not f.param.advanced)
             advanced = [f for f in fields if f.param.advanced]
-            body = w.VBox(layout=self._styles.layout("auto"))
-            self._boxes.append((body, basic))
-            children.append(body)
             if advanced:
-                inner = w.VBox(layout=self._styles.layout("auto"))
+                inner = w.VBox(_flatten(advanced), layout=self._styles.layout("auto"))
                 self._boxes.append((inner, advanced))
-                acc = w.Accordion(children=[inner], titles=("Advanced options",), selected_index=None,
-                                  layout=self._styles.layout("auto"), _dom_classes=("wiro-advanced",))
+                acc = w.Accordion(
+                    children=[inner],
+                    titles=("Advanced options",),
+                    selected_index=None,
+                    layout=self._styles.layout("auto"),
+                    _dom_classes=("wiro-advanced",),
+                )
                 children.append(acc)
             classes = ("wiro-group", f"wiro-group-{_css_id(title or 'inputs')}")
-            section = w.VBox(children, layout=self._styles.layout("group"), _dom_classes=classes)
+            # Built with their children: setting them afterwards would be one more message per box.
+            section = w.VBox(_flatten(children), layout=self._styles.layout("group"), _dom_classes=classes)
+            self._boxes.append((section, children))
             sections.append(section)
-        self._relayout()
         return sections
 
     def _relayout(self) -> None:
-        for box, fields in self._boxes:
-            box.children = tuple(widget for field in fields for widget in field.widgets())
+        """After a note widget was added to a field: put it in its box."""
+        for box, items in self._boxes:
+            children = _flatten(items)
+            if children != box.children:
+                box.children = children
 
     def _header_html(self) -> str:
         m = self.model
@@ -650,8 +689,9 @@ class RunForm(w.VBox):
         if uploads:
             lines.append(f"# uploaded in the form: {', '.join(uploads)} — give the file paths")
         args = [repr(self.model.slug)]
-        plain = all(pid.isidentifier() and not keyword.iskeyword(pid) and pid not in ("inputs", "wait", "timeout")
-                    for pid in values)
+        plain = all(
+            pid.isidentifier() and not keyword.iskeyword(pid) and pid not in ("inputs", "wait", "timeout") for pid in values
+        )
         if plain:
             args += [f"{pid}={_py_value(value)}" for pid, value in values.items()]
         elif values:
@@ -698,6 +738,10 @@ class RunForm(w.VBox):
 
     def __repr__(self) -> str:
         return f"<RunForm {self.model.slug} ({len(self.fields)} fields)>"
+
+
+def _flatten(items: list[Any]) -> tuple[w.Widget, ...]:
+    return tuple(widget for item in items for widget in (item.widgets() if isinstance(item, Field) else [item]))
 
 
 def _upload_names(values: dict[str, Any]) -> list[str]:

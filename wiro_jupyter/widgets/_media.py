@@ -136,14 +136,13 @@ def _json_html(value: Any, depth: int = 0) -> str:
         pairs = value.items() if isinstance(value, dict) else enumerate(value)
         label = f"{{…}} {len(value)} keys" if isinstance(value, dict) else f"[…] {len(value)} items"
         rows = "".join(
-            f'<li><span style="color:#7c3aed">{html.escape(str(k))}</span>: {_json_html(v, depth + 1)}</li>'
-            for k, v in pairs
+            f'<li><span style="color:#7c3aed">{html.escape(str(k))}</span>: {_json_html(v, depth + 1)}</li>' for k, v in pairs
         )
         return (
             f"<details{' open' if depth < 2 else ''}><summary>{label}</summary>"
             f'<ul style="list-style:none;margin:0;padding-left:1.2em">{rows}</ul></details>'
         )
-    return f'<code>{html.escape(json.dumps(value, ensure_ascii=False))}</code>'
+    return f"<code>{html.escape(json.dumps(value, ensure_ascii=False))}</code>"
 
 
 def static_html(items: list[dict[str, Any]], answer_html: str = "", thinking_html: str = "") -> str:
@@ -158,7 +157,7 @@ def static_html(items: list[dict[str, Any]], answer_html: str = "", thinking_htm
         cells = "".join(
             f'<a href="{html.escape(i["src"] or i["url"])}" target="_blank" download="{html.escape(i["name"])}">'
             f'<img src="{html.escape(i["src"] or i["url"])}" alt="{html.escape(i["name"])}" '
-            f'style="max-width:{"100%" if len(images) == 1 else "256px"};max-height:512px"/></a>'
+            f'style="max-width:{"min(100%,640px)" if len(images) == 1 else "256px"};max-height:512px"/></a>'
             for i in images
         )
         parts.append(f'<div class="wiro-grid" style="display:flex;flex-wrap:wrap;gap:6px">{cells}</div>')
@@ -211,6 +210,7 @@ class OutputsView(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.task = task
         self.ready = threading.Event()  # set once the outputs are in `items` (or there are none)
+        self._done_callbacks: list[Any] = []
         self._throttle = Throttle(self._sync_text, interval)
         self._loading = False
         self._lock = threading.Lock()
@@ -257,6 +257,14 @@ class OutputsView(anywidget.AnyWidget):
         finally:
             self.state = "ready"
             self.ready.set()
+            for callback in self._done_callbacks:
+                callback()
+
+    def on_done(self, callback: Any) -> None:
+        """Call `callback()` once the outputs are loaded (at once if they are)."""
+        self._done_callbacks.append(callback)
+        if self.ready.is_set():
+            callback()
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until the outputs are loaded (True) or `timeout` passed (False)."""

@@ -38,7 +38,7 @@ STAGE_LABELS = {
     "task_output": "Output",
     "task_end": "Ended",
     "task_postprocess_start": "Postprocessing",
-    "task_postprocess_end": "Done",
+    "task_postprocess_end": "Finished",
 }
 STATE_COLORS = {"queued": "#6b7280", "running": "#2563eb", "done": "#15803d", "failed": "#b91c1c", "cancelled": "#b91c1c"}
 # Event kinds after which the follower has nothing more to say about the task.
@@ -131,10 +131,12 @@ class StatusBar(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.task = task
         self.finished = threading.Event()  # set once the final state has been sent
+        self._done_callbacks: list[Any] = []
         self.stop_result: str | None = None  # what the last Cancel/Kill did: 'cancel' | 'kill' | 'none'
+        self.stop_thread: threading.Thread | None = None  # handles the last Cancel/Kill (join it to wait)
         self._message = ""
         self._queue_position = -1
-        self._stage = -1
+        self._stage = 0  # a task that exists is at least queued (the server sends no task_queue frame)
         self._ended = False
         self._lock = threading.Lock()
         self._throttle = Throttle(self._sync, interval)
@@ -210,8 +212,16 @@ class StatusBar(anywidget.AnyWidget):
             self.cost = float(task.cost) if task.cost is not None else -1.0
             self.error = (task.error or "") if state in ("failed", "cancelled") else ""
             self.state = state  # last: the front end may stop its clock on it
-        if ended:
+        if ended and not self.finished.is_set():
             self.finished.set()
+            for callback in self._done_callbacks:
+                callback()
+
+    def on_done(self, callback: Any) -> None:
+        """Call `callback()` once the final state has been sent (at once if it has)."""
+        self._done_callbacks.append(callback)
+        if self.finished.is_set():
+            callback()
 
     def wait(self, timeout: float = 30.0) -> bool:
         """Block until the final state has been sent (True) or `timeout` passed (False)."""
@@ -224,7 +234,8 @@ class StatusBar(anywidget.AnyWidget):
             return
         self.busy = "kill" if action == "kill" else "cancel"
         self.notice = ""
-        threading.Thread(target=self._stop, args=(action,), name="wiro-status-stop", daemon=True).start()
+        self.stop_thread = threading.Thread(target=self._stop, args=(action,), name="wiro-status-stop", daemon=True)
+        self.stop_thread.start()
 
     def _stop(self, action: str) -> None:
         from .._exceptions import WiroError

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
 import ipywidgets
@@ -37,11 +38,30 @@ class TaskView(ipywidgets.VBox):
         self._printed_stage = ""
         self._final_sent = False
         self._final_lock = threading.Lock()
+        self._final_shown = threading.Event()  # the display's static copy shows the final state
 
     # -- waiting -------------------------------------------------------------------------------
     def wait(self, timeout: float = 60.0) -> bool:
-        """Block until the final status is shown and the outputs are loaded (False on timeout)."""
-        return self.status_bar.wait(timeout) and self.outputs_view.wait(timeout)
+        """Block until the final status and the outputs are shown (False on timeout).
+
+        This blocks the cell: the view still updates live, but its buttons are only handled once the
+        cell ends. `await view.wait_async()` keeps them working (see `wait_async`).
+        """
+        deadline = time.monotonic() + timeout
+        ok = self.status_bar.wait(timeout) and self.outputs_view.wait(max(0.0, deadline - time.monotonic()))
+        if ok and self._handle is not None:
+            ok = self._final_shown.wait(max(0.0, deadline - time.monotonic()))
+        return ok
+
+    async def wait_async(self, timeout: float = 3600.0) -> bool:
+        """`await view.wait_async()`: wait without blocking the kernel's event loop.
+
+        ipykernel (6.x/7.x) keeps handling widget messages while an async cell awaits, so Cancel and
+        Kill work during the wait; the next cell still runs only after this one ends.
+        """
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, self.wait, timeout)
 
     @property
     def ended(self) -> bool:
@@ -56,9 +76,7 @@ class TaskView(ipywidgets.VBox):
         media = self.outputs_view.static_bundle()
         bundle = {k: v for k, v in media.items() if k.startswith("image/")}
         bundle["text/plain"] = self.text()
-        bundle["text/html"] = (
-            f'<div class="wiro-task-view-static">{self.status_bar.static_html()}{media["text/html"]}</div>'
-        )
+        bundle["text/html"] = f'<div class="wiro-task-view-static">{self.status_bar.static_html()}{media["text/html"]}</div>'
         return bundle
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -77,12 +95,13 @@ class TaskView(ipywidgets.VBox):
         data, metadata = self._repr_mimebundle_()
         self._parent = _current_parent()
         self._handle = display(data, metadata=metadata, raw=True, display_id=True)
-        if not self.ended:
-            self.status_bar.observe(self._maybe_final, names="state")
-            self.outputs_view.observe(self._maybe_final, names="state")
-            self._maybe_final()
+        if self.ended:
+            self._final_shown.set()
+        else:
+            self.status_bar.on_done(self._maybe_final)
+            self.outputs_view.on_done(self._maybe_final)
 
-    def _maybe_final(self, _change: Any = None) -> None:
+    def _maybe_final(self) -> None:
         """Once the task has ended and its outputs are in: refresh the display's static fallback."""
         if not self.ended or self._handle is None:
             return
@@ -110,6 +129,7 @@ class TaskView(ipywidgets.VBox):
             if token is not None:
                 with contextlib.suppress(Exception):
                     publisher.reset_thread_parent(token)  # type: ignore[union-attr]
+            self._final_shown.set()
 
     # -- text progress (no widget front end) -----------------------------------------------------
     def show_text(self, stream: TextIO | None = None) -> None:
@@ -138,8 +158,6 @@ class TaskView(ipywidgets.VBox):
         return f"{task.model} · task {task.id} · {label}{index}"
 
     def _final_text(self) -> str:
-        import time
-
         task = self.task
         state = task_state(task, True)
         end = getattr(getattr(task, "_state", None), "finished", None) or time.time()

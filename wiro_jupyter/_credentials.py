@@ -1,4 +1,4 @@
-"""The credentials file of `%wiro login`: `$XDG_CONFIG_HOME/wiro-jupyter/credentials.json`.
+"""The saved credentials (`%wiro login`): `$XDG_CONFIG_HOME/wiro-jupyter/credentials.json`.
 
 (`~/.config/wiro-jupyter/credentials.json` when XDG_CONFIG_HOME is not set.) The
 directory is created with mode 0700 and the file written with mode 0600 (owner
@@ -6,7 +6,8 @@ only), atomically: it is written under a temporary name with those permissions
 from the start, then renamed into place, so no other user can ever read a
 partial or world-readable copy.
 
-Plain Python (no IPython): the protocol layer may reuse it.
+`Settings.resolve()` falls back to this file when neither arguments nor
+WIRO_API_KEY give a key, so a saved login serves scripts as well as notebooks.
 """
 
 from __future__ import annotations

@@ -1,0 +1,306 @@
+// A conversation with a Wiro LLM or a Dify-compatible app (wiro_jupyter.widgets.ChatView).
+// Plain ES module, no build step. Traits are the whole contract with Python:
+//   title, turns [finished turns], pending [the turn in flight], busy, stopping, show_input,
+//   placeholder, notice.
+// A turn: {id, role: "user" | "assistant" | "divider", text, html, thinking_html,
+//          thoughts: [{tool, thought, input, observation}], files: [{url, type, name, mime}],
+//          meta, state: "streaming" | "done" | "error" | "stopped", error, progress}.
+// `html` and `thinking_html` arrive sanitized (markdown-it + nh3 in the kernel); every other value
+// is set as text or as a checked URL, never parsed as HTML.
+// The input box sends {action: "send", text}; the Stop button sends {action: "stop"}.
+
+const CSS = `
+.wiro-chat { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
+  color: var(--jp-ui-font-color1, #1f2937); border: 1px solid var(--jp-border-color2, #e5e7eb);
+  border-radius: 6px; background: var(--jp-layout-color1, #fff); max-width: 920px; }
+.wiro-chat-head { display: flex; align-items: center; gap: 8px; padding: 4px 10px;
+  border-bottom: 1px solid var(--jp-border-color2, #e5e7eb); color: var(--jp-ui-font-color2, #6b7280); }
+.wiro-chat-title { font-weight: 600; color: var(--jp-ui-font-color1, #1f2937); }
+.wiro-chat-log { max-height: 560px; overflow-y: auto; padding: 8px 10px; display: flex; flex-direction: column;
+  gap: 8px; }
+.wiro-chat-empty { color: var(--jp-ui-font-color2, #9ca3af); font-style: italic; }
+.wiro-chat-turn { display: flex; flex-direction: column; max-width: 88%; }
+.wiro-chat-turn.user { align-self: flex-end; align-items: flex-end; }
+.wiro-chat-turn.assistant { align-self: flex-start; }
+.wiro-chat-bubble { padding: 6px 10px; border-radius: 10px; line-height: 1.5; overflow-wrap: anywhere; }
+.wiro-chat-turn.user .wiro-chat-bubble { background: #2563eb; color: #fff; white-space: pre-wrap;
+  border-bottom-right-radius: 3px; }
+.wiro-chat-turn.assistant .wiro-chat-bubble { background: var(--jp-layout-color2, #f3f4f6);
+  border-bottom-left-radius: 3px; min-width: 3em; }
+.wiro-chat-answer > :first-child { margin-top: 0; } .wiro-chat-answer > :last-child { margin-bottom: 0; }
+.wiro-chat-answer pre { background: var(--jp-layout-color3, #e5e7eb); padding: 6px 8px; overflow: auto;
+  border-radius: 4px; }
+.wiro-chat-answer table { border-collapse: collapse; } .wiro-chat-answer td, .wiro-chat-answer th {
+  border: 1px solid var(--jp-border-color2, #d1d5db); padding: 2px 6px; }
+.wiro-chat-turn[data-state="streaming"] .wiro-chat-answer::after { content: "▍"; color: var(--jp-ui-font-color2, #9ca3af); }
+.wiro-chat-progress { color: var(--jp-ui-font-color2, #6b7280); font-style: italic; }
+.wiro-chat-thinking, .wiro-chat-step { color: var(--jp-ui-font-color2, #6b7280); margin: 0 0 4px;
+  border-left: 3px solid var(--jp-border-color2, #d1d5db); padding-left: 8px; }
+.wiro-chat-thinking > summary, .wiro-chat-step > summary { cursor: pointer; user-select: none; }
+.wiro-chat-step pre { white-space: pre-wrap; font-size: 12px; margin: 2px 0; max-height: 16em; overflow: auto;
+  font-family: var(--jp-code-font-family, monospace); background: var(--jp-layout-color1, #fff); padding: 4px 6px; }
+.wiro-chat-step-label { font-weight: 600; font-size: 11px; text-transform: uppercase; margin-top: 4px; }
+.wiro-chat-files { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 4px; }
+.wiro-chat-files img { max-width: min(100%, 360px); max-height: 360px; border-radius: 4px; display: block; }
+.wiro-chat-files audio, .wiro-chat-files video { max-width: min(100%, 480px); }
+.wiro-chat-turn.user .wiro-chat-files a { color: #fff; }
+.wiro-chat-meta { font-size: 11px; color: var(--jp-ui-font-color2, #6b7280); margin: 2px 4px 0; }
+.wiro-chat-error { color: #b91c1c; white-space: pre-wrap; font-size: 12px; margin-top: 4px; }
+.wiro-chat-turn[data-state="stopped"] .wiro-chat-error { color: var(--jp-ui-font-color2, #6b7280); }
+.wiro-chat-divider { align-self: stretch; text-align: center; color: var(--jp-ui-font-color2, #9ca3af);
+  font-size: 11px; border-top: 1px dashed var(--jp-border-color2, #d1d5db); padding-top: 2px; }
+.wiro-chat-bar { display: flex; gap: 6px; padding: 6px 10px; border-top: 1px solid var(--jp-border-color2, #e5e7eb);
+  align-items: flex-end; }
+.wiro-chat-input { flex: 1 1 auto; display: flex; }
+.wiro-chat-input textarea { flex: 1 1 auto; resize: vertical; min-height: 2.2em; max-height: 12em; font: inherit;
+  padding: 4px 6px; border: 1px solid var(--jp-border-color1, #9ca3af); border-radius: 4px;
+  background: var(--jp-layout-color0, #fff); color: inherit; }
+.wiro-chat-bar button { font: inherit; padding: 3px 12px; border-radius: 4px; cursor: pointer;
+  border: 1px solid var(--jp-border-color1, #9ca3af); background: var(--jp-layout-color2, #f3f4f6); color: inherit; }
+.wiro-chat-bar button.wiro-chat-send { background: #2563eb; border-color: #2563eb; color: #fff; }
+.wiro-chat-bar button.wiro-chat-stop { border-color: #b91c1c; color: #b91c1c; }
+.wiro-chat-bar button:disabled { opacity: .45; cursor: default; }
+.wiro-chat-notice { color: #b45309; font-size: 12px; padding: 0 10px 6px; }
+`;
+
+const DATA_OK = /^data:(image\/(png|jpeg|gif|webp|bmp|avif)|audio\/[\w.+-]+|video\/[\w.+-]+);base64,/i;
+
+function safeUrl(u) {
+  if (typeof u !== "string") return "";
+  const s = u.trim();
+  if (/^https?:\/\//i.test(s)) return s;
+  if (DATA_OK.test(s)) return s;
+  return "";
+}
+
+function node(tag, cls, text) {
+  const n = document.createElement(tag);
+  if (cls) n.className = cls;
+  if (text !== undefined) n.textContent = text;
+  return n;
+}
+
+function fileNode(f) {
+  const url = safeUrl(f.url);
+  const name = f.name || f.type || "file";
+  if (!url) return node("span", "wiro-chat-file", name);
+  const kind = f.type || "";
+  const mime = f.mime || "";
+  if (kind === "image" || mime.startsWith("image/")) {
+    const a = node("a");
+    a.href = url; a.target = "_blank"; a.rel = "noopener noreferrer"; a.title = name;
+    const img = node("img");
+    img.src = url; img.alt = name; img.loading = "lazy";
+    a.append(img);
+    return a;
+  }
+  if (kind === "audio" || mime.startsWith("audio/")) {
+    const au = node("audio"); au.controls = true; au.src = url; au.title = name; return au;
+  }
+  if (kind === "video" || mime.startsWith("video/")) {
+    const v = node("video"); v.controls = true; v.src = url; v.title = name; return v;
+  }
+  const a = node("a", "wiro-chat-file", name);
+  a.href = url; a.target = "_blank"; a.rel = "noopener noreferrer";
+  return a;
+}
+
+// Drafts survive a re-render of the view (JupyterLab re-creates views when an output is updated).
+const drafts = new WeakMap();
+
+function render({ model, el }) {
+  const style = node("style");
+  style.textContent = CSS;
+  const root = node("div", "wiro-chat");
+  const head = node("div", "wiro-chat-head");
+  const title = node("span", "wiro-chat-title");
+  const status = node("span", "wiro-chat-status");
+  head.append(title, status);
+  const log = node("div", "wiro-chat-log");
+  const empty = node("div", "wiro-chat-empty", "No messages yet.");
+  const bar = node("div", "wiro-chat-bar");
+  const inputWrap = node("div", "wiro-chat-input");
+  const input = node("textarea");
+  input.rows = 2;
+  inputWrap.append(input);
+  const send = node("button", "wiro-chat-send", "Send");
+  const stop = node("button", "wiro-chat-stop", "Stop");
+  send.type = stop.type = "button";
+  stop.title = "Stop generating this answer";
+  bar.append(inputWrap, send, stop);
+  const notice = node("div", "wiro-chat-notice");
+  root.append(head, log, bar, notice);
+  el.append(style, root);
+
+  const views = new Map(); // turn id -> {el, parts, last}
+  let clickedStop = false;
+  input.value = drafts.get(model) || "";
+
+  function atBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+  }
+
+  function buildAssistant(turn) {
+    const wrap = node("div", "wiro-chat-turn assistant");
+    const bubble = node("div", "wiro-chat-bubble");
+    const thinking = node("details", "wiro-chat-thinking");
+    const thinkingBody = node("div");
+    thinking.append(node("summary", "", "Thinking"), thinkingBody);
+    const steps = node("div", "wiro-chat-steps");
+    const progress = node("div", "wiro-chat-progress");
+    const answer = node("div", "wiro-chat-answer");
+    const files = node("div", "wiro-chat-files");
+    const error = node("div", "wiro-chat-error");
+    bubble.append(thinking, steps, progress, answer, files, error);
+    const meta = node("div", "wiro-chat-meta");
+    wrap.append(bubble, meta);
+    const parts = { thinking, thinkingBody, steps, progress, answer, files, error, meta, touched: false };
+    thinking.querySelector("summary").addEventListener("click", () => { parts.touched = true; });
+    return { el: wrap, parts };
+  }
+
+  function updateAssistant(view, turn) {
+    const p = view.parts;
+    const last = view.last || {};
+    view.el.dataset.state = turn.state || "";
+    const th = turn.thinking_html || "";
+    p.thinking.style.display = th ? "" : "none";
+    if (th !== last.thinking_html) p.thinkingBody.innerHTML = th; // sanitized by nh3 in the kernel
+    if (!p.touched) p.thinking.open = turn.state === "streaming" && !turn.html;
+    const steps = JSON.stringify(turn.thoughts || []);
+    if (steps !== last.steps) {
+      const open = Array.from(p.steps.children).map((d) => d.open);
+      p.steps.replaceChildren();
+      (turn.thoughts || []).forEach((s, i) => {
+        const d = node("details", "wiro-chat-step");
+        d.open = !!open[i];
+        const label = s.tool ? `Tool: ${s.tool}` : "Step";
+        const summary = node("summary", "", s.thought && s.tool ? `${label} — ${s.thought}` : s.thought || label);
+        d.append(summary);
+        if (s.tool) d.dataset.tool = s.tool;
+        if (s.input) { d.append(node("div", "wiro-chat-step-label", "input"), node("pre", "wiro-chat-step-input", s.input)); }
+        if (s.observation) {
+          d.append(node("div", "wiro-chat-step-label", "observation"), node("pre", "wiro-chat-step-observation", s.observation));
+        }
+        p.steps.append(d);
+      });
+    }
+    p.progress.textContent = turn.state === "streaming" && !turn.html ? (turn.progress || "…") : "";
+    p.progress.style.display = p.progress.textContent ? "" : "none";
+    if ((turn.html || "") !== last.html) p.answer.innerHTML = turn.html || ""; // sanitized by nh3 in the kernel
+    const files = JSON.stringify(turn.files || []);
+    if (files !== last.files) p.files.replaceChildren(...(turn.files || []).map(fileNode));
+    p.files.style.display = (turn.files || []).length ? "" : "none";
+    p.error.textContent = turn.error || "";
+    p.error.style.display = turn.error ? "" : "none";
+    p.meta.textContent = turn.meta || "";
+    p.meta.style.display = turn.meta ? "" : "none";
+    view.last = { thinking_html: th, steps, html: turn.html || "", files };
+  }
+
+  function buildTurn(turn) {
+    if (turn.role === "divider") {
+      return { el: node("div", "wiro-chat-divider", turn.text || "new conversation"), parts: null };
+    }
+    if (turn.role === "assistant") return buildAssistant(turn);
+    const wrap = node("div", "wiro-chat-turn user");
+    const bubble = node("div", "wiro-chat-bubble", turn.text || "");
+    wrap.append(bubble);
+    if ((turn.files || []).length) {
+      const files = node("div", "wiro-chat-files");
+      files.append(...turn.files.map(fileNode));
+      wrap.append(files);
+    }
+    return { el: wrap, parts: null };
+  }
+
+  function renderLog() {
+    const stick = atBottom();
+    const all = (model.get("turns") || []).concat(model.get("pending") || []);
+    const seen = new Set();
+    let previous = null;
+    for (const turn of all) {
+      const id = String(turn.id);
+      seen.add(id);
+      let view = views.get(id);
+      if (!view) {
+        view = buildTurn(turn);
+        view.el.dataset.id = id;
+        view.el.dataset.role = turn.role;
+        views.set(id, view);
+      }
+      if (turn.role === "assistant") updateAssistant(view, turn);
+      else view.el.dataset.state = turn.state || "";
+      const expected = previous ? previous.nextSibling : log.firstChild;
+      if (expected !== view.el) log.insertBefore(view.el, expected);
+      previous = view.el;
+    }
+    for (const [id, view] of views) {
+      if (!seen.has(id)) { view.el.remove(); views.delete(id); }
+    }
+    if (all.length === 0) log.append(empty); else empty.remove();
+    if (stick) log.scrollTop = log.scrollHeight;
+  }
+
+  function renderControls() {
+    const busy = !!model.get("busy");
+    const stopping = !!model.get("stopping") || clickedStop;
+    title.textContent = model.get("title") || "";
+    status.textContent = busy ? (stopping ? "stopping…" : "answering…") : "";
+    root.dataset.busy = busy ? "true" : "false";
+    bar.style.display = model.get("show_input") || busy ? "" : "none";
+    inputWrap.style.display = model.get("show_input") ? "" : "none";
+    send.style.display = model.get("show_input") ? "" : "none";
+    input.placeholder = model.get("placeholder") || "";
+    send.disabled = busy || !input.value.trim();
+    stop.style.display = busy ? "" : "none";
+    stop.disabled = stopping;
+    stop.textContent = stopping ? "Stopping…" : "Stop";
+    notice.textContent = model.get("notice") || "";
+    notice.style.display = notice.textContent ? "" : "none";
+  }
+
+  function doSend() {
+    const text = input.value.trim();
+    if (!text || model.get("busy")) return;
+    model.send({ action: "send", text });
+    input.value = "";
+    drafts.set(model, "");
+    renderControls();
+  }
+
+  send.addEventListener("click", doSend);
+  stop.addEventListener("click", () => {
+    clickedStop = true;
+    renderControls();
+    model.send({ action: "stop" });
+  });
+  input.addEventListener("input", () => { drafts.set(model, input.value); renderControls(); });
+  input.addEventListener("keydown", (e) => {
+    e.stopPropagation(); // keep JupyterLab's notebook shortcuts out of the text box
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      doSend();
+    }
+  });
+
+  const onLog = () => renderLog();
+  const onControls = () => {
+    if (!model.get("busy")) clickedStop = false;
+    renderControls();
+  };
+  model.on("change:turns", onLog);
+  model.on("change:pending", onLog);
+  const controlFields = ["busy", "stopping", "show_input", "placeholder", "notice", "title"];
+  for (const f of controlFields) model.on(`change:${f}`, onControls);
+  renderLog();
+  renderControls();
+  log.scrollTop = log.scrollHeight;
+  return () => {
+    model.off("change:turns", onLog);
+    model.off("change:pending", onLog);
+    for (const f of controlFields) model.off(`change:${f}`, onControls);
+  };
+}
+
+export default { render };
