@@ -55,6 +55,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from ._chat import AsyncChat, Chat
     from ._client import AsyncWiro, UploadedFile, Wiro, default_client, recover, tasks
     from ._config import Settings
     from ._dify import AsyncWbotChat, WbotChat
@@ -72,16 +73,20 @@ if TYPE_CHECKING:
         WiroTimeoutError,
     )
     from ._journal import Journal
-    from ._chat import AsyncChat, Chat
     from ._messages import ChatEvent, ChatMessage
-    from ._sessions import chat_session
-    from .widgets import form
     from ._models import Model, Parameter, TaskEvent
     from ._outputs import Output
+    from ._sessions import chat_session
     from ._task import AsyncTask, Task
+    from .widgets import form
+
+
+_SUBMODULES = ("widgets", "magics", "emulator")
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:  # `wj.widgets.form(...)` without importing the subpackage first
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'wiro_jupyter' has no attribute {name!r}")

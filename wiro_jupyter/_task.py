@@ -176,7 +176,10 @@ class TaskState:
         if self.failure is not None:
             return str(self.failure)
         if self.status == "task_cancel":
-            return "The task was cancelled or killed." + (f" {self.debug_error.strip()}" if self.debug_error.strip() else "")
+            # Cancelled tasks never ran (no exit code); killed ones did.
+            what = "cancelled" if self.pexit is None else "killed"
+            detail = self.debug_error.strip()
+            return f"The task was {what}." + (f" {detail}" if detail.lower() not in ("", "killed", "cancelled") else "")
         if self.done and not self.ok:
             text = self.debug_error.strip() or "\n".join(self.stderr[-5:]).strip()
             return text or f"The task ended with exit code {self.pexit}."
@@ -382,6 +385,16 @@ class _TaskBase:
             return self._state.elapsed
         end = self._state.finished or time.time()
         return end - self._state.created
+
+    @property
+    def created(self) -> float:
+        """When this process submitted (or first saw) the task, epoch seconds."""
+        return self._state.created
+
+    @property
+    def finished(self) -> float | None:
+        """When this process saw the task end, epoch seconds; None while it runs."""
+        return self._state.finished
 
     @property
     def event_log(self) -> list[TaskEvent]:

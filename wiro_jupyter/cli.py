@@ -44,7 +44,11 @@ def run_notebook(source: Path, out_dir: Path, *, env: dict[str, str], timeout: i
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / source.name
     nbformat.write(nb, executed)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    # The HTML copy is for reading offline: without the widget state, nbconvert shows each
+    # widget's static fallback (HTML/PNG) instead of a widget that would load its scripts from a CDN.
+    offline = nbformat.from_dict(nb)
+    offline.metadata.pop("widgets", None)
+    body, _ = HTMLExporter().from_notebook_node(offline)
     html_path = executed.with_suffix(".html")
     html_path.write_text(body, encoding="utf-8")
     return executed, html_path
@@ -66,8 +70,7 @@ def demo(args: argparse.Namespace) -> int:
             "WBOT_API_KEY": str(getattr(emu, "dify_chat_key", "")),
             "WIRO_JUPYTER_EMULATED": "1",
         }
-        env.pop("WIRO_API_SECRET", None)
-        os.environ.pop("WIRO_API_SECRET", None)
+        os.environ.pop("WIRO_API_SECRET", None)  # the emulator's demo project is key-only
         results = []
         for name in args.notebooks:
             print(f"executing {name} …", flush=True)

@@ -508,8 +508,8 @@ def _sub_login(shell: Any, args: Any) -> None:
     import getpass
 
     from .._config import Settings, mask
-    from .._exceptions import register_secret
     from .._credentials import credentials_path, save_credentials
+    from .._exceptions import register_secret
 
     key = getpass.getpass("Wiro API key: ").strip()
     if not key:
@@ -553,8 +553,8 @@ def _sub_logout(shell: Any, args: Any) -> None:
 
 def _config_rows() -> list[tuple[str, str]]:
     from .._config import Settings, mask
-    from .._journal import Journal
     from .._credentials import credentials_path
+    from .._journal import Journal
 
     settings = Settings.resolve()
     emulator = _running_emulator()
@@ -790,8 +790,8 @@ def unload(shell: Any) -> None:
 
 def credentials_from_file() -> None:
     """At load: without WIRO_API_KEY in the environment, use the key saved by `%wiro login`."""
-    from .._exceptions import register_secret
     from .._credentials import credentials_path, load_credentials
+    from .._exceptions import register_secret
 
     if os.environ.get("WIRO_API_KEY"):
         return

@@ -68,17 +68,11 @@ def task_state(task: Any, finished: bool) -> str:
 
 def started_at(task: Any) -> float:
     """When the task was submitted (epoch seconds), as this process saw it."""
-    created = getattr(task, "created", None)
-    if created is None:
-        created = getattr(getattr(task, "_state", None), "created", None)
-    return float(created) if created else time.time()
+    return float(task.created or time.time())
 
 
 def finished_at(task: Any) -> float | None:
-    finished = getattr(task, "finished", None)
-    if finished is None:
-        finished = getattr(getattr(task, "_state", None), "finished", None)
-    return float(finished) if finished else None
+    return float(task.finished) if task.finished else None
 
 
 def progress_text(progress: dict[str, Any] | None) -> str:

@@ -160,7 +160,7 @@ class TaskView(ipywidgets.VBox):
     def _final_text(self) -> str:
         task = self.task
         state = task_state(task, True)
-        end = getattr(getattr(task, "_state", None), "finished", None) or time.time()
+        end = task.finished or time.time()
         line = f"{task.model} · task {task.id} · {state} in {format_seconds(max(0.0, end - started_at(task)))}"
         if task.cost:
             line += f" · ${task.cost:.4f}"
