@@ -442,7 +442,7 @@ def test_view_of_an_agent_turn_shows_steps_image_and_usage(wbot: Any) -> None:
     assert "tokens" in assistant["meta"] and " s" in assistant["meta"] and "$" in assistant["meta"]
 
 
-def test_view_of_an_in_stream_error_and_a_chatflow(wbot: Any) -> None:
+def test_view_of_an_in_stream_error_replace_tts_and_a_chatflow(wbot: Any) -> None:
     view = ChatView(wbot("chat"))
     with pytest.raises(ServerError) as failed:
         view.send("please fail mid-stream")
@@ -450,6 +450,12 @@ def test_view_of_an_in_stream_error_and_a_chatflow(wbot: Any) -> None:
     assert assistant["state"] == "error" and "failed while streaming" in assistant["error"]
     assert assistant["html"] and assistant["html"] == render_markdown(failed.value.partial)  # type: ignore[attr-defined]
     assert "**Error:**" in view.markdown()
+
+    moderated = view.send("please moderate this")  # a `replace` event swaps the whole answer
+    assert view.turns[-1]["html"] == render_markdown(moderated.answer) and "moderation" in moderated.answer
+    spoken = view.send("speak to me")  # text-to-speech audio after the answer: inline, as a data URL
+    (audio,) = view.turns[-1]["files"]
+    assert spoken.audio and audio["type"] == "audio" and audio["url"].startswith("data:audio/mpeg;base64,")
 
     flow = ChatView(wbot("flow"))
     message = flow.send("think about it")
