@@ -15,6 +15,7 @@ from typing import Any
 import nbformat
 import pytest
 
+from wiro_jupyter._emulated import emulator_chat_env
 from wiro_jupyter.cli import run_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -29,8 +30,7 @@ def test_notebook_runs_and_leaks_nothing(path: Path, emulator: Any, tmp_path: Pa
         "WIRO_API_KEY": emulator.signature_key,
         "WIRO_API_SECRET": emulator.signature_secret,
         "WIRO_HOME": str(tmp_path / "home"),
-        "WBOT_API_URL": emulator.dify_url,
-        "WBOT_API_KEY": str(getattr(emulator, "dify_chat_key", "")),
+        **emulator_chat_env(emulator),
     }
     executed, html = run_notebook(path, tmp_path / "out", env=env)
     nb = nbformat.read(executed, as_version=4)

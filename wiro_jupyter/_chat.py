@@ -587,17 +587,17 @@ class Chat:
 
     def stream(self, text: str, **params: Any) -> Iterator[ChatEvent]:
         """Send `text` and yield ChatEvents as they arrive (see AsyncChat.stream)."""
-        from ._dify import _iterate
+        from ._loop import iterate_sync
 
         turn = self.aio._new_turn(text, params)
-        return _iterate(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
+        return iterate_sync(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
 
     def send(self, text: str, *, on_event: ChatListener | None = None, **params: Any) -> ChatMessage:
         """Send `text` and return the finished ChatMessage; `on_event` gets each ChatEvent in this thread."""
-        from ._dify import _iterate
+        from ._loop import iterate_sync
 
         turn = self.aio._new_turn(text, params)
-        events = _iterate(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
+        events = iterate_sync(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
         try:
             for event in events:
                 if on_event is not None:

@@ -34,7 +34,7 @@ import re
 import time
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -1170,64 +1170,6 @@ def _non_stream_events(resp: httpx.Response) -> Iterable[dict[str, Any]]:
 # --------------------------------------------------------------------------- sync flavour
 
 
-class _Stepper:
-    """Steps an async generator on the private loop and knows the step in flight, so it can always be cancelled.
-
-    (A Ctrl-C can land after a step was scheduled but before `run_sync` holds its future;
-    `close()` then still finds the step's task here.)
-    """
-
-    def __init__(self, agen: AsyncGenerator[Any, None]) -> None:
-        self.agen = agen
-        self.task: asyncio.Task[Any] | None = None
-
-    async def step(self) -> Any:
-        self.task = asyncio.current_task()
-        try:
-            return await self.agen.__anext__()
-        finally:
-            self.task = None
-
-    async def close(self) -> None:
-        task = self.task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task], timeout=5)
-        with contextlib.suppress(RuntimeError):
-            await self.agen.aclose()
-
-
-def _iterate(
-    agen: AsyncGenerator[T, None],
-    on_interrupt: Callable[[], Awaitable[Any]] | None = None,
-    on_abandon: Callable[[], Coroutine[Any, Any, Any]] | None = None,
-) -> Generator[T, None, None]:
-    """Drive an async generator on the private loop, one item per step, from this thread.
-
-    Ctrl-C while waiting cancels the step and runs `on_interrupt` (stop the turn) before
-    re-raising. Leaving early in any other way (break, an exception in the loop body, a
-    Ctrl-C between steps) closes the generator and runs `on_abandon`.
-    """
-    stepper = _Stepper(agen)
-    exhausted = False
-    try:
-        while True:
-            try:
-                item = _loop.run_sync(stepper.step(), on_interrupt=on_interrupt)
-            except StopAsyncIteration:
-                exhausted = True
-                return
-            yield item
-    finally:
-        if not exhausted:
-            # Bounded; a no-op when the generator already ended (an error, a cancelled step).
-            with contextlib.suppress(BaseException):
-                _loop.run_sync(stepper.close(), timeout=10)
-            if on_abandon is not None:
-                with contextlib.suppress(BaseException):
-                    _loop.run_sync(on_abandon(), timeout=10)
-
-
 class WbotChat:
     """A conversation with a Dify-compatible chat app ("Wbot" by default): the synchronous API.
 
@@ -1336,7 +1278,7 @@ class WbotChat:
     def stream(self, text: str, *, inputs: dict[str, Any] | None = None, files: Any = None) -> Iterator[ChatEvent]:
         """Send `text` and yield ChatEvents as they arrive (see AsyncWbotChat.stream)."""
         turn = self.aio._new_turn(text, inputs, files)
-        return _iterate(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
+        return _loop.iterate_sync(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
 
     def send(
         self,
@@ -1348,7 +1290,7 @@ class WbotChat:
     ) -> ChatMessage:
         """Send `text` and return the finished ChatMessage; `on_event` gets each ChatEvent in this thread."""
         turn = self.aio._new_turn(text, inputs, files)
-        events = _iterate(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
+        events = _loop.iterate_sync(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
         try:
             for event in events:
                 if on_event is not None:
@@ -1376,7 +1318,7 @@ class WbotChat:
         return _loop.run_sync(self.aio.messages(conversation_id, limit, first_id))
 
     def history(self, conversation_id: str | None = None, page_size: int = 20) -> Iterator[ChatMessage]:
-        return _iterate(self.aio.history(conversation_id, page_size))
+        return _loop.iterate_sync(self.aio.history(conversation_id, page_size))
 
     def feedback(self, message_id: str | None = None, rating: str | None = "like", content: str | None = None) -> None:
         _loop.run_sync(self.aio.feedback(message_id, rating, content))

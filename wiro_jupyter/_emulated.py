@@ -26,14 +26,21 @@ def use_emulator(*, stage_delay: float = 0.15, quiet: bool = False) -> Any:
         WIRO_API_URL=emu.api_url,
         WIRO_SOCKET_URL=emu.socket_url,
         WIRO_API_KEY=emu.api_key,
-        WBOT_API_URL=emu.dify_url,
     )
-    chat_key = getattr(emu, "dify_chat_key", None)
-    if chat_key:
-        os.environ["WBOT_API_KEY"] = chat_key
+    os.environ.update(emulator_chat_env(emu))
     if not quiet:
         sys.stderr.write(f"wiro-jupyter: using the local emulator at {emu.base_url} — models and outputs are synthetic.\n")
     return emu
+
+
+def emulator_chat_env(emu: Any) -> dict[str, str]:
+    """The Dify-compatible demo apps of an emulator, as WBOT_* variables (chat, agent, chatflow)."""
+    keys = {
+        "WBOT_API_KEY": getattr(emu, "dify_chat_key", None),
+        "WBOT_AGENT_KEY": getattr(emu, "dify_agent_key", None),
+        "WBOT_CHATFLOW_KEY": getattr(emu, "dify_chatflow_key", None),
+    }
+    return {"WBOT_API_URL": emu.dify_url, **{name: key for name, key in keys.items() if key}}
 
 
 def stop_emulator() -> None:

@@ -18,7 +18,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -123,3 +123,61 @@ async def await_waking(awaitable: Awaitable[T], *, period: float = WAKE_INTERVAL
             await inner
         raise
     return inner.result()
+
+
+class _Stepper:
+    """Steps an async generator on the private loop and knows the step in flight, so it can always be cancelled.
+
+    (A Ctrl-C can land after a step was scheduled but before `run_sync` holds its future;
+    `close()` then still finds the step's task here.)
+    """
+
+    def __init__(self, agen: AsyncGenerator[Any, None]) -> None:
+        self.agen = agen
+        self.task: asyncio.Task[Any] | None = None
+
+    async def step(self) -> Any:
+        self.task = asyncio.current_task()
+        try:
+            return await self.agen.__anext__()
+        finally:
+            self.task = None
+
+    async def close(self) -> None:
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+        with contextlib.suppress(RuntimeError):
+            await self.agen.aclose()
+
+
+def iterate_sync(
+    agen: AsyncGenerator[T, None],
+    on_interrupt: Callable[[], Awaitable[Any]] | None = None,
+    on_abandon: Callable[[], Coroutine[Any, Any, Any]] | None = None,
+) -> Generator[T, None, None]:
+    """Drive an async generator on the private loop, one item per step, from this thread.
+
+    Ctrl-C while waiting cancels the step and runs `on_interrupt` (stop the turn) before
+    re-raising. Leaving early in any other way (break, an exception in the loop body, a
+    Ctrl-C between steps) closes the generator and runs `on_abandon`.
+    """
+    stepper = _Stepper(agen)
+    exhausted = False
+    try:
+        while True:
+            try:
+                item = run_sync(stepper.step(), on_interrupt=on_interrupt)
+            except StopAsyncIteration:
+                exhausted = True
+                return
+            yield item
+    finally:
+        if not exhausted:
+            # Bounded; a no-op when the generator already ended (an error, a cancelled step).
+            with contextlib.suppress(BaseException):
+                run_sync(stepper.close(), timeout=10)
+            if on_abandon is not None:
+                with contextlib.suppress(BaseException):
+                    run_sync(on_abandon(), timeout=10)

@@ -55,6 +55,7 @@ def run_notebook(source: Path, out_dir: Path, *, env: dict[str, str], timeout: i
 
 
 def demo(args: argparse.Namespace) -> int:
+    from ._emulated import emulator_chat_env
     from .emulator import Emulator
 
     out_dir = Path(args.output).resolve()
@@ -66,9 +67,7 @@ def demo(args: argparse.Namespace) -> int:
             "WIRO_SOCKET_URL": emu.socket_url,
             "WIRO_API_KEY": emu.api_key,
             "WIRO_HOME": home,
-            "WBOT_API_URL": emu.dify_url,
-            "WBOT_API_KEY": str(getattr(emu, "dify_chat_key", "")),
-            "WIRO_JUPYTER_EMULATED": "1",
+            **emulator_chat_env(emu),
         }
         os.environ.pop("WIRO_API_SECRET", None)  # the emulator's demo project is key-only
         results = []
