@@ -8,8 +8,7 @@ fault knobs.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -53,13 +52,20 @@ def emu_env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     return emu
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """A bounded wait on a condition (never a bare sleep standing in for synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
+def elements(fragment: str) -> tuple[set[str], list[str]]:
+    """The element names in an HTML fragment, and every event-handler attribute (on…) found."""
+    from html.parser import HTMLParser
+
+    tags: set[str] = set()
+    handlers: list[str] = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            tags.add(tag)
+            handlers.extend(f"{tag}.{name}" for name, _ in attrs if name.lower().startswith("on"))
+
+    Collect().feed(fragment)
+    return tags, handlers
 
 
 def make_client(emu: Emulator, **kwargs: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import elements
 from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
 
@@ -114,22 +115,6 @@ def shell(chat_env: Emulator) -> Iterator[Shell]:
     finally:
         ip.display_pub = saved
         _transform.FORCE_AWAIT = None
-
-
-def elements(fragment: str) -> tuple[set[str], list[str]]:
-    """The element names in an HTML fragment, and every event-handler attribute (on…) found."""
-    from html.parser import HTMLParser
-
-    tags: set[str] = set()
-    handlers: list[str] = []
-
-    class Collect(HTMLParser):
-        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            tags.add(tag)
-            handlers.extend(f"{tag}.{name}" for name, _ in attrs if name.lower().startswith("on"))
-
-    Collect().feed(fragment)
-    return tags, handlers
 
 
 def kinds(events: list[ChatEvent]) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import ipywidgets
 import pytest
+from conftest import elements
 from PIL import Image
 
 from wiro_jupyter import Wiro
@@ -48,22 +49,6 @@ def png_bytes(color: str = "red") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), color).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def elements(fragment: str) -> tuple[set[str], list[str]]:
-    """The element names in an HTML fragment, and every event-handler attribute (on…) found."""
-    from html.parser import HTMLParser
-
-    tags: set[str] = set()
-    handlers: list[str] = []
-
-    class Collect(HTMLParser):
-        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            tags.add(tag)
-            handlers.extend(f"{tag}.{name}" for name, _ in attrs if name.lower().startswith("on"))
-
-    Collect().feed(fragment)
-    return tags, handlers
 
 
 def bundle_of(widget: Any) -> dict[str, Any]:

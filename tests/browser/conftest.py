@@ -7,6 +7,7 @@ Every test under ``tests/browser`` is marked ``browser`` (``pytest -m "not brows
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -147,3 +148,11 @@ def browser_page(request: pytest.FixtureRequest) -> Iterator[Any]:
 def browser_console(browser_page: Any) -> BrowserConsole:
     """The console messages and page errors recorded for ``browser_page``."""
     return console_for(browser_page)
+
+
+@pytest.fixture(scope="module")
+def lab(jupyter_lab_factory: Callable[[Mapping[str, str]], JupyterLab], lab_env: Mapping[str, str]) -> JupyterLab:
+    """The session's server, with the source tree importable by its kernels (also when not pip-installed)."""
+    repo = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p)
+    return jupyter_lab_factory({**lab_env, "PYTHONPATH": path})

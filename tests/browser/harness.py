@@ -597,3 +597,11 @@ def iter_widget_views(nb: Any) -> Iterable[dict[str, Any]]:
             view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
             if view:
                 yield view
+
+
+def shot(page: Any, name: str, focus: Any = None) -> None:
+    """A screenshot kept as a test artifact (test-artifacts/<name>.png), `focus` scrolled into view first."""
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    if focus is not None:
+        focus.scroll_into_view_if_needed(timeout=5_000)
+    page.screenshot(path=str(ARTIFACTS_DIR / f"{name}.png"))

@@ -4,15 +4,11 @@ its own emulator (`wj.use_emulator()` in the notebook's first cell). Screenshots
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from .harness import ARTIFACTS_DIR, JupyterLab
+from .harness import JupyterLab, shot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,21 +30,6 @@ WATCH = """(root) => {
   new MutationObserver(record).observe(root, {subtree: true, childList: true, characterData: true,
                                               attributes: true, attributeFilter: ['data-state']});
 }"""
-
-
-@pytest.fixture(scope="module")
-def lab(jupyter_lab_factory: Callable[[Mapping[str, str]], JupyterLab], lab_env: Mapping[str, str]) -> JupyterLab:
-    """The session's server, with the source tree importable by its kernels (also when not pip-installed)."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return jupyter_lab_factory({**lab_env, "PYTHONPATH": path})
-
-
-def shot(page: Any, name: str, focus: Any = None) -> None:
-    """A screenshot kept as a test artifact (test-artifacts/chat-<name>.png), `focus` scrolled into view."""
-    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-    if focus is not None:
-        focus.scroll_into_view_if_needed(timeout=5_000)
-    page.screenshot(path=str(ARTIFACTS_DIR / f"chat-{name}.png"))
 
 
 def test_message_typed_in_the_widget_streams_its_answer(lab: JupyterLab, browser_page: Any) -> None:
@@ -80,7 +61,7 @@ def test_message_typed_in_the_widget_streams_its_answer(lab: JupyterLab, browser
     streaming_lengths = sorted({length for state, length in seen if state == "streaming" and length})
     assert streaming_lengths, seen  # the answer was shown while it streamed...
     assert streaming_lengths[0] < len(text)  # ...growing, before it was complete
-    shot(page, "input-streamed", done)
+    shot(page, "chat-input-streamed", done)
 
     lab.run_cell(page, 2)
     assert lab.output_text(page, 2).strip() == "1 You said: Hello from the browser"  # the kernel's chat has the turn
@@ -103,7 +84,7 @@ def test_stop_button_and_an_agent_turn_with_its_image(lab: JupyterLab, browser_p
     assert not steps.locator(".wiro-chat-step-input").is_visible()  # folded
     steps.locator("summary").click()
     assert '"prompt": "a red cat"' in steps.locator(".wiro-chat-step-input").inner_text()
-    shot(page, "agent-step-and-image", image)
+    shot(page, "chat-agent-step-and-image", image)
 
     first = chats.nth(0)
     first.locator(".wiro-chat-input textarea").fill("count slow please")
@@ -119,7 +100,7 @@ def test_stop_button_and_an_agent_turn_with_its_image(lab: JupyterLab, browser_p
     assert "150." not in stopped.locator(".wiro-chat-answer").inner_text()
     assert stopped.locator(".wiro-chat-meta").inner_text().endswith("stopped")
     assert not first.locator("button.wiro-chat-stop").is_visible()
-    shot(page, "stopped", stopped)
+    shot(page, "chat-stopped", stopped)
     lab.wait_for_idle()
     lab.run_cell(page, 3)
     assert lab.output_text(page, 3).strip() == "stopped False"

@@ -4,15 +4,11 @@ and an LLM answer carrying HTML/script that must render as text. Each kernel sta
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from .harness import ARTIFACTS_DIR, JupyterLab
+from .harness import JupyterLab, shot
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,21 +29,6 @@ RECORD_STAGES = """() => {
     }
   }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-stage']});
 }"""
-
-
-@pytest.fixture(scope="module")
-def lab(jupyter_lab_factory: Callable[[Mapping[str, str]], JupyterLab], lab_env: Mapping[str, str]) -> JupyterLab:
-    """The session's server, with the source tree importable by its kernels (also when not pip-installed)."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return jupyter_lab_factory({**lab_env, "PYTHONPATH": path})
-
-
-def shot(page: Any, name: str, focus: Any = None) -> None:
-    """A screenshot kept as a test artifact (test-artifacts/widgets-<name>.png), `focus` scrolled into view."""
-    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-    if focus is not None:
-        focus.scroll_into_view_if_needed(timeout=5_000)
-    page.screenshot(path=str(ARTIFACTS_DIR / f"widgets-{name}.png"))
 
 
 def test_generated_form_fill_in_and_run(lab: JupyterLab, browser_page: Any) -> None:
@@ -91,7 +72,7 @@ def test_generated_form_fill_in_and_run(lab: JupyterLab, browser_page: Any) -> N
     assert moved_to > 3
     form.locator(".wiro-code-toggle").click()
     lab.wait_for(page, ".wiro-code-cell")
-    shot(page, "form-filled", form.locator(".wiro-field-count"))
+    shot(page, "widgets-form-filled", form.locator(".wiro-field-count"))
 
     page.evaluate(RECORD_STAGES)
     form.locator("button.wiro-run").click()
@@ -108,7 +89,7 @@ def test_generated_form_fill_in_and_run(lab: JupyterLab, browser_page: Any) -> N
     assert "Browser title" in tree.inner_text()
     image.click()  # click to enlarge
     lightbox = lab.wait_for(page, ".wiro-lightbox img")
-    shot(page, "form-lightbox")
+    shot(page, "widgets-form-lightbox")
     lightbox.click()
     page.locator(".wiro-lightbox").wait_for(state="detached", timeout=5_000)
     assert "%%wiro run wiro/kitchen-sink" in form.locator(".wiro-code-cell").inner_text()
@@ -117,7 +98,7 @@ def test_generated_form_fill_in_and_run(lab: JupyterLab, browser_page: Any) -> N
     values = lab.output_text(page, 2)
     assert "'prompt': 'A lighthouse at dusk'" in values and "'title': 'Browser title'" in values
     assert "'mode': 'quality'" in values and f"'count': {moved_to}" in values
-    shot(page, "form-done", form.locator(".wiro-status"))
+    shot(page, "widgets-form-done", form.locator(".wiro-status"))
     assert time.monotonic() - start < 60
 
 
@@ -152,7 +133,7 @@ def test_cancel_stops_a_slow_task_while_its_cell_awaits(lab: JupyterLab, browser
     lab.wait_for(page, ".wiro-status .wiro-percent", timeout=10)
     prompt = lab.cell(page, 1).locator(".jp-InputPrompt").inner_text()
     assert "*" in prompt, prompt  # the cell is still running: it awaits the task
-    shot(page, "cancel-running")
+    shot(page, "widgets-cancel-running")
     clicked = time.monotonic()
     page.locator(".wiro-status button.wiro-cancel").click()
     bar = lab.wait_for(page, ".wiro-status[data-state='cancelled']", timeout=30)
@@ -169,7 +150,7 @@ def test_cancel_stops_a_slow_task_while_its_cell_awaits(lab: JupyterLab, browser
     assert first[0] == "task_cancel"
     assert second[1:4] == ["task_cancel", "task_cancel", "kill"]  # stopped on the emulator too (it was running)
     assert float(second[4]) >= float(first[1])  # the next cell ran only after this one had ended
-    shot(page, "cancel-done")
+    shot(page, "widgets-cancel-done")
     assert time.monotonic() - start < 60
 
 
@@ -192,5 +173,5 @@ def test_llm_answer_with_html_renders_as_text(lab: JupyterLab, browser_page: Any
     assert page.locator(".jp-OutputArea-output img[src='x']").count() == 0
     assert page.evaluate("() => typeof window.__xss") == "undefined"
     assert page.locator(".wiro-media details.wiro-thinking").count() == 1
-    shot(page, "xss-as-text")
+    shot(page, "widgets-xss-as-text")
     assert time.monotonic() - start < 60
