@@ -4,18 +4,22 @@ Builds `RunForm` for a synthetic model (Model/Parameter objects made here: no se
 prints the mean and median build time in ms, next to the baseline of building the same number of
 plain `ipywidgets.Text` widgets (60 per round) in the same process, and the ratio of the two.
 
-    python benchmarks/bench_form.py [--rounds 50] [--params 60]
+    python benchmarks/bench_form.py [--rounds 50] [--params 60] [--kernel]
 
 Outside a kernel, widgets open no real comm (ipywidgets uses a no-op comm), so this measures the
-Python side: widget construction, trait validation and the form's own logic.
+Python side: widget construction, trait validation and the form's own logic. `--kernel` also starts a
+real IPython kernel (jupyter_client's KernelManager, cwd = the repository) and times the same builds
+inside it, where every widget model opens a comm (one `comm_open` message with its whole state).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import statistics
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +27,8 @@ import ipywidgets
 
 from wiro_jupyter._models import Model, Option, Parameter
 from wiro_jupyter.widgets import RunForm
+
+REPO = Path(__file__).resolve().parents[1]
 
 TYPES = (
     "text",
@@ -89,10 +95,89 @@ def _close(result: Any) -> None:
     ipywidgets.Widget.close_all()
 
 
+def widget_models(build: Callable[[], Any]) -> int:
+    """How many widget models (comms, in a kernel) one `build()` creates."""
+    from ipywidgets.widgets.widget import _instances
+
+    ipywidgets.Widget.close_all()
+    result = build()
+    count = len(_instances)
+    _close(result)
+    return count
+
+
+# Runs inside the kernel: prints one JSON line with the timings (ms) and the model counts.
+KERNEL_CELL = """
+import gc, json, sys, time
+sys.path.insert(0, "benchmarks")
+import ipywidgets
+import bench_form
+from wiro_jupyter.widgets import RunForm
+model = bench_form.synthetic_model({params})
+form = lambda: RunForm(model)
+base = lambda: [ipywidgets.Text() for _ in range({params})]
+bench_form.measure(form, 3)
+bench_form.measure(base, 3)
+form_ms, base_ms = [], []
+for _ in range({rounds}):  # interleaved: both see the same kernel load
+    form_ms += bench_form.measure(form, 1)
+    base_ms += bench_form.measure(base, 1)
+print("BENCH " + json.dumps({{"form": form_ms, "base": base_ms, "form_models": bench_form.widget_models(form),
+                             "base_models": bench_form.widget_models(base)}}))
+"""
+
+
+def in_kernel(rounds: int, params: int, timeout: float = 300) -> dict[str, Any]:
+    """Time the builds inside a real kernel; its stdout comes back as iopub `stream` messages."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(REPO))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        msg_id = kc.execute(KERNEL_CELL.format(rounds=rounds, params=params))
+        out, error = "", ""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = kc.get_iopub_msg(timeout=max(1.0, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out += content["text"]
+            elif kind == "error":
+                error = "\n".join(content["traceback"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        line = next((x for x in out.splitlines() if x.startswith("BENCH ")), None)
+        if line is None:
+            raise RuntimeError(f"the kernel printed no result:\n{out}\n{error}")
+        return json.loads(line[len("BENCH ") :])
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def report(title: str, form_ms: list[float], base_ms: list[float], params: int) -> None:
+    print(title)
+    print(
+        f"  form:      mean {statistics.mean(form_ms):7.2f} ms   median {statistics.median(form_ms):7.2f} ms   "
+        f"max {max(form_ms):7.2f} ms"
+    )
+    print(
+        f"  baseline:  mean {statistics.mean(base_ms):7.2f} ms   median {statistics.median(base_ms):7.2f} ms   "
+        f"max {max(base_ms):7.2f} ms   ({params} plain ipywidgets.Text)"
+    )
+    print(f"  ratio form/baseline (median): {statistics.median(form_ms) / statistics.median(base_ms):.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--params", type=int, default=60)
+    parser.add_argument("--kernel", action="store_true", help="also time the builds inside a real kernel")
     args = parser.parse_args(argv)
 
     model = synthetic_model(args.params)
@@ -102,23 +187,28 @@ def main(argv: list[str] | None = None) -> int:
 
     form_ms = measure(lambda: RunForm(model), args.rounds)
     base_ms = measure(lambda: [ipywidgets.Text() for _ in range(args.params)], args.rounds)
-    from ipywidgets.widgets.widget import _instances
-
     sample = RunForm(model)
-    widgets = len(_instances)
+    models = widget_models(lambda: RunForm(model))
+    fields = len(sample.fields)
     ipywidgets.Widget.close_all()
 
-    print(f"RunForm, {args.params} parameters, {args.rounds} rounds ({widgets} widget models per form)")
-    print(
-        f"  form:      mean {statistics.mean(form_ms):7.2f} ms   median {statistics.median(form_ms):7.2f} ms   "
-        f"max {max(form_ms):7.2f} ms"
+    report(
+        f"RunForm, {args.params} parameters, {args.rounds} rounds, no kernel "
+        f"({models} widget models per form, {models / args.params:.2f} per parameter)",
+        form_ms,
+        base_ms,
+        args.params,
     )
-    print(
-        f"  baseline:  mean {statistics.mean(base_ms):7.2f} ms   median {statistics.median(base_ms):7.2f} ms   "
-        f"({args.params} plain ipywidgets.Text)"
-    )
-    print(f"  ratio form/baseline (median): {statistics.median(form_ms) / statistics.median(base_ms):.2f}x")
-    print(f"  fields: {len(sample.fields)}; budget: well under 100 ms per form")
+    if args.kernel:
+        result = in_kernel(args.rounds, args.params)
+        report(
+            f"In a kernel ({result['form_models']} widget models per form, "
+            f"{result['form_models'] / args.params:.2f} per parameter; baseline {result['base_models']})",
+            result["form"],
+            result["base"],
+            args.params,
+        )
+    print(f"  fields: {fields}; budget: well under 100 ms per form")
     return 0
 
 

@@ -410,7 +410,7 @@ def test_session_history_and_widget(chat_env: Emulator) -> None:
 def test_view_of_an_agent_turn_shows_steps_image_and_usage(wbot: Any) -> None:
     chat = wbot("agent")
     view = ChatView(chat)
-    assert view.show_input and not view.following and view.title == "Wbot chat"
+    assert view.show_input and view.following and view.title == "Wbot chat"  # WbotChat has listeners too
     message = view.send("a red cat")
     assert view.pending == [] and view.busy is False
     user, assistant = view.turns
@@ -468,6 +468,18 @@ def test_view_follows_a_wiro_chat_and_its_resets(wiro: Wiro) -> None:
     view.close()
     chat.send("After the view closed")
     assert len(view.turns) == 7
+
+
+def test_view_follows_a_wbot_chat_too(wbot: Any) -> None:
+    chat = wbot("chat")
+    view = ChatView(chat)
+    chat.send("Sent from code")  # not through the view: it follows the chat's listeners
+    assert [t["text"] for t in view.turns if t["role"] == "user"] == ["Sent from code"]
+    assert view.turns[-1]["state"] == "done" and "Sent from code" in view.turns[-1]["html"]
+    view.send("Through the view")
+    assert len(view.turns) == 4  # no turn shown twice
+    chat.new()
+    assert view.turns[-1]["role"] == "divider"
 
 
 def test_widget_buttons_send_and_stop_off_the_comm_thread(wbot: Any) -> None:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _loop
 from ._exceptions import ValidationError, WiroError
-from ._messages import ChatEvent, ChatMessage
+from ._messages import ChatEvent, ChatListeners, ChatMessage
 from ._models import TaskEvent
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class _WiroTurn:
 # --------------------------------------------------------------------------- async core
 
 
-class AsyncChat:
+class AsyncChat(ChatListeners):
     """A conversation with a Wiro LLM, for `async` code.
 
     >>> chat = AsyncChat("wiro/chat-llm", temperature=0.2)   # doctest: +SKIP
@@ -244,7 +244,6 @@ class AsyncChat:
         self.last_task: AsyncTask | None = None
         self._turn: _WiroTurn | None = None
         self._unfinished: AsyncTask | None = None
-        self._listeners: list[ChatListener] = []
 
     # -- configuration
 
@@ -288,27 +287,6 @@ class AsyncChat:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    # -- listeners (every turn's events, whoever sent it: how a widget follows a chat)
-
-    def add_listener(self, listener: ChatListener) -> None:
-        """Call `listener(event)` for every ChatEvent of every turn (on the loop the chat runs on).
-
-        A `ChatEvent` with `message=None` and `raw["new_session"]` says that `new()` started over.
-        """
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: ChatListener) -> None:
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
-
-    def _notify(self, event: ChatEvent) -> ChatEvent:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # a display bug must never break a conversation
-                log.exception("chat listener failed")
-        return event
 
     # -- a turn
 

@@ -56,7 +56,7 @@ from ._exceptions import (
     WiroTimeoutError,
     register_secret,
 )
-from ._messages import AgentThought, ChatEvent, ChatFile, ChatMessage, Page
+from ._messages import AgentThought, ChatEvent, ChatFile, ChatListeners, ChatMessage, Page
 
 __all__ = ["DEFAULT_WBOT_URL", "AsyncWbotChat", "ChatEvent", "WbotChat"]
 
@@ -587,7 +587,7 @@ class _Turn:
 # --------------------------------------------------------------------------- async client
 
 
-class AsyncWbotChat:
+class AsyncWbotChat(ChatListeners):
     """A conversation with a Dify-compatible chat app, async flavour.
 
     >>> chat = AsyncWbotChat()                     # WBOT_API_KEY, WBOT_API_URL
@@ -658,6 +658,7 @@ class AsyncWbotChat:
         """Start a fresh conversation: the next send() opens a new one on the server."""
         self.conversation_id = None
         self.last = None
+        self._notify(ChatEvent(kind="progress", text="new conversation", raw={"new_session": True}))
         return self
 
     reset = new
@@ -848,7 +849,7 @@ class AsyncWbotChat:
                 if cid and cid != self.conversation_id:
                     self.conversation_id = cid
                 for event in events:
-                    yield event
+                    yield self._notify(event)
                 if turn.error is not None:
                     break  # an `error` event ends the stream
                 if turn.stop_requested and not turn.stop_sent and turn.message.task_id:
@@ -861,7 +862,7 @@ class AsyncWbotChat:
                 turn.message.metadata["error"] = str(failure)
                 if not turn.error_announced:
                     turn.error_announced = True
-                    yield turn._event("error", {}, text=str(failure))
+                    yield self._notify(turn._event("error", {}, text=str(failure)))
                 raise failure
             completed = True
             self.last = turn.message
@@ -1261,6 +1262,13 @@ class WbotChat:
         """Start a fresh conversation: the next send() opens a new one on the server."""
         self.aio.new()
         return self
+
+    def add_listener(self, listener: Callable[[ChatEvent], Any]) -> None:
+        """Call `listener(event)` for every ChatEvent of every turn (on the package's loop thread)."""
+        self.aio.add_listener(listener)
+
+    def remove_listener(self, listener: Callable[[ChatEvent], Any]) -> None:
+        self.aio.remove_listener(listener)
 
     reset = new
 

@@ -11,7 +11,10 @@ HTML is emitted, so the frontend's Markdown sanitizer has nothing to strip.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -193,3 +196,29 @@ def _blockquote(text: str) -> str:
 
 def _md_label(text: str) -> str:
     return "".join("\\" + c if c in "[]()*_`<>\\" else c for c in text)
+
+
+class ChatListeners:
+    """Listeners of every turn's ChatEvents, whoever sent the turn: how a widget follows a chat.
+
+    Shared by the Wiro LLM chat and the Dify-compatible chat, so one `ChatView` follows both.
+    A `ChatEvent` with `message=None` and `raw["new_session"]` says that `new()` started over.
+    """
+
+    _listeners: list[Callable[[ChatEvent], Any]]
+
+    def add_listener(self, listener: Callable[[ChatEvent], Any]) -> None:
+        """Call `listener(event)` for every ChatEvent of every turn (on the loop the chat runs on)."""
+        self.__dict__.setdefault("_listeners", []).append(listener)
+
+    def remove_listener(self, listener: Callable[[ChatEvent], Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self.__dict__.setdefault("_listeners", []).remove(listener)
+
+    def _notify(self, event: ChatEvent) -> ChatEvent:
+        for listener in list(self.__dict__.get("_listeners", ())):
+            try:
+                listener(event)
+            except Exception:  # a display bug must never break a conversation
+                logging.getLogger("wiro_jupyter").exception("chat listener failed")
+        return event

@@ -6,10 +6,10 @@
 The view renders the `ChatEvent`s of a chat (either backend: they share the event kinds and
 `ChatMessage`); it holds no protocol logic. Where the events come from:
 
-- `follow=True` (default) and a chat with `add_listener` (`Chat` / `AsyncChat`): every turn
-  of the chat, whoever sends it (code in another cell, the input box, `%%wchat`);
-- otherwise (a `WbotChat`, or `follow=False` as `%%wchat` uses for the one turn of its
-  cell) the turns sent through the view: its input box, `view.send(text)`, or a driver
+- `follow=True` (default): every turn of the chat, whoever sends it (code in another cell,
+  the input box, `%%wchat`), through the chat's listeners (`_messages.ChatListeners`);
+- `follow=False` (as `%%wchat` uses for the one turn of its cell): the turns sent
+  through the view: its input box, `view.send(text)`, or a driver
   that calls `begin(text)`, `feed(event)` for each event, then `complete(message)` / `fail(exc)`.
 
 Traits are the whole contract with `js/chat.js`: `turns` (finished turns), `pending` (the

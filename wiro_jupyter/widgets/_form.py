@@ -1,15 +1,19 @@
 """`form("owner/slug")`: an input form built from a model's parameters, with a Run button.
 
 text → one-line input, textarea → multi-line, select → dropdown with the model's options and labels,
-range → slider (min/max/step) plus a number box, number/float → number box (slider too when bounded),
-checkbox → checkbox, fileinput → file picker plus a URL/path box (the model's `…Url` companion folds
-into it), multifileinput / combinefileinput → several files plus several URLs. Labels, required
-markers (*), defaults, descriptions (help under the field), groups and the model's order are kept;
-`advanced` parameters fold into a collapsed "Advanced options" section of their group.
+range → slider (min/max/step) whose readout is an editable number box, number/float → number box (a
+slider too when bounded with a step), checkbox → checkbox, fileinput → URL/path box plus a file picker
+under it (the model's `…Url` companion folds into it), multifileinput / combinefileinput → several URLs
+plus several files. Labels, required markers (*), defaults, descriptions (help under the field), groups
+and the model's order are kept; `advanced` parameters fold into a collapsed "Advanced options" section
+of their group.
 
 Validation is the protocol layer's own (`prepare_run`): the form maps each message to the field
-it names. A form of 60 parameters builds in a few tens of milliseconds: widgets share their
-Layout/Style models and help texts exist only where there is something to say.
+it names. Building is cheap: in a kernel every widget model opens a comm (one message with its whole
+state), so a field is one widget where it can be (label and required marker in its own `description`,
+no wrapper boxes; a file field is two: URL box and picker), Layout/Style models are shared, help texts
+exist only where there is something to say and every widget is built with its final state (a trait
+set afterwards is one more message).
 """
 
 from __future__ import annotations
@@ -69,13 +73,13 @@ class _Styles:
 _LAYOUTS: dict[str, dict[str, str]] = {
     "text": {"width": "min(100%, 640px)"},
     "area": {"width": "min(100%, 720px)", "height": "5.5em"},
-    "slider": {"width": "min(70%, 480px)"},
-    "box": {"width": "110px"},
+    "slider": {"width": "min(100%, 560px)"},
     "number": {"width": "min(100%, 320px)"},
     "row": {"align_items": "center", "flex_flow": "row wrap"},
-    "urls": {"width": "min(75%, 560px)"},
-    "urls_area": {"width": "min(75%, 560px)", "height": "4.2em"},
-    "upload": {"width": "auto", "min_width": "120px"},
+    "urls": {"width": "min(100%, 640px)"},
+    "urls_area": {"width": "min(100%, 640px)", "height": "4.2em"},
+    # Under its URL box, where the input starts (no wrapper box: one comm fewer per file field).
+    "upload": {"width": "auto", "min_width": "120px", "margin": f"0 0 4px calc({LABEL_WIDTH} + 8px)"},
     "note": {"margin": f"-2px 0 4px calc({LABEL_WIDTH} + 8px)"},
     "group": {"margin": "4px 0 6px 0"},
     "auto": {},
@@ -124,9 +128,9 @@ class Field:
         return None if default in (None, "", []) else default
 
     # shared ------------------------------------------------------------------------------------
-    def _common(self, widget_class: type, *, row: bool = True, **kwargs: Any) -> dict[str, Any]:
+    def _common(self, widget_class: type, **kwargs: Any) -> dict[str, Any]:
         return {
-            **({"_dom_classes": self.classes} if row else {}),
+            "_dom_classes": self.classes,
             "description": _label_html(self.param),
             "description_allow_html": True,
             "tooltip": f"{self.param.id}: {self.param.describe()}",
@@ -136,13 +140,20 @@ class Field:
 
     def _make_note(self) -> w.HTML:
         if self.note is None:
-            self.note = w.HTML(layout=self.styles.layout("note"), style=self.styles.style(w.HTML), _dom_classes=("wiro-note",))
-            self._render_note()
+            # Built with its text: setting `value` afterwards would be one more comm message.
+            self.note = w.HTML(
+                self._note_html(),
+                layout=self.styles.layout("note"),
+                style=self.styles.style(w.HTML),
+                _dom_classes=("wiro-note",),
+            )
         return self.note
 
     def _render_note(self) -> None:
-        if self.note is None:
-            return
+        if self.note is not None:
+            self.note.value = self._note_html()
+
+    def _note_html(self) -> str:
         parts = []
         if self.error:
             parts.append(f'<span class="wiro-error" style="color:#b91c1c">⚠ {html.escape(self.error)}</span>')
@@ -151,7 +162,7 @@ class Field:
                 f'<span class="wiro-help" style="color:var(--jp-ui-font-color2,#6b7280);font-size:12px">'
                 f"{html.escape(self.param.description)}</span>"
             )
-        self.note.value = "<br>".join(parts)
+        return "<br>".join(parts)
 
     def set_error(self, message: str) -> bool:
         """Show `message` (or clear it with ''). True when a note widget had to be created."""
@@ -160,15 +171,21 @@ class Field:
         self.error = message
         created = self.note is None and bool(message)
         if message:
-            self._make_note()
             self.row.add_class("wiro-invalid")
         else:
             self.row.remove_class("wiro-invalid")
-        self._render_note()
+        if created:
+            self._make_note()
+        else:
+            self._render_note()
         return created
 
     def widgets(self) -> list[w.Widget]:
-        return [self.row] + ([self.note] if self.note is not None else [])
+        return [self.row, *self.extra()] + ([self.note] if self.note is not None else [])
+
+    def extra(self) -> list[w.Widget]:
+        """Widgets of the field after its row (and before its note)."""
+        return []
 
 
 class TextField(Field):
@@ -231,28 +248,31 @@ class NumberField(Field):
             value = self._coerce(p.min) if p.min is not None else 0
         if bounded:
             value = min(max(value, self._coerce(p.min)), self._coerce(p.max))
-        if self.integer:
-            box_cls: type = w.BoundedIntText if bounded else w.IntText
-        else:
-            box_cls = w.BoundedFloatText if bounded else w.FloatText
         bounds = {"min": self._coerce(p.min), "max": self._coerce(p.max)} if bounded else {}
         if not slider:
-            self.slider = None
+            if self.integer:
+                box_cls: type = w.BoundedIntText if bounded else w.IntText
+            else:
+                box_cls = w.BoundedFloatText if bounded else w.FloatText
+            self.slider: w.IntSlider | w.FloatSlider | None = None
             self.input = box_cls(value=value, step=step, layout=self.styles.layout("number"), **bounds, **self._common(box_cls))
             return self.input
+        # One widget: the slider's readout is its number box (ipywidgets 8: editable, typed values are clamped
+        # to min/max and set `value` on Enter or blur), so no second widget, link or wrapper box.
         slider_cls = w.IntSlider if self.integer else w.FloatSlider
+        fmt = {} if self.integer else {"readout_format": f".{_decimals(step)}f"}
         self.slider = slider_cls(
             value=value,
             step=step,
-            readout=False,
+            readout=True,
             continuous_update=False,
             layout=self.styles.layout("slider"),
+            **fmt,
             **bounds,
-            **self._common(slider_cls, row=False),
+            **self._common(slider_cls),
         )
-        self.input = box_cls(value=value, step=step, layout=self.styles.layout("box"), style=self.styles.style(box_cls), **bounds)
-        self._link = traitlets.link((self.slider, "value"), (self.input, "value"))
-        return w.HBox([self.slider, self.input], layout=self.styles.layout("row"), _dom_classes=self.classes)
+        self.input = self.slider
+        return self.slider
 
     def _coerce(self, number: Any) -> Any:
         if number is None:
@@ -310,11 +330,12 @@ class FileField(Field):
         limit = f" (up to {p.max_files})" if p.max_files else ""
         placeholder = ("https://… or a path, one per line" + limit) if self.multiple else "https://… or a path"
         cls = w.Textarea if self.multiple else w.Text
-        # The URL box carries the field's label (its description): no separate label widget.
+        # The URL box carries the field's label (its description): no separate label widget, and the picker
+        # goes under it in the group's box (no wrapper box).
         self.urls = cls(
             placeholder=placeholder,
             layout=self.styles.layout("urls_area" if self.multiple else "urls"),
-            **self._common(cls, row=False),
+            **self._common(cls),
         )
         self.upload = w.FileUpload(
             multiple=self.multiple,
@@ -322,8 +343,12 @@ class FileField(Field):
             tooltip="…or upload " + ("files" if self.multiple else "a file") + " from this computer",
             style=self.styles.style(w.FileUpload),
             layout=self.styles.layout("upload"),
+            _dom_classes=("wiro-upload", self.classes[1]),
         )
-        return w.HBox([self.urls, self.upload], layout=self.styles.layout("row"), _dom_classes=self.classes)
+        return self.urls
+
+    def extra(self) -> list[w.Widget]:
+        return [self.upload]
 
     def uploads(self) -> list[Upload]:
         return [Upload(str(f.get("name") or self.param.id), bytes(f.get("content") or b"")) for f in self.upload.value]
@@ -362,6 +387,12 @@ def _match_option(options: Any, value: Any) -> Any:
 def _all_whole(*numbers: Any) -> bool:
     present = [float(n) for n in numbers if to_number(n) is not None]
     return all(n.is_integer() for n in present)
+
+
+def _decimals(step: Any) -> int:
+    """How many decimals a readout needs to show the multiples of `step` (at least 1, at most 6)."""
+    text = f"{float(step):.6f}".rstrip("0")
+    return min(max(len(text.split(".")[1]), 1), 6)
 
 
 def _auto_step(low: Any, high: Any) -> float:
