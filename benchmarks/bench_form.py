@@ -18,9 +18,10 @@ import argparse
 import gc
 import json
 import statistics
+import subprocess
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets
@@ -132,7 +133,7 @@ def in_kernel(rounds: int, params: int, timeout: float = 300) -> dict[str, Any]:
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="python3")
-    km.start_kernel(cwd=str(REPO))
+    km.start_kernel(cwd=str(REPO), stderr=subprocess.DEVNULL)  # its TCP/debugger warnings; errors come on iopub
     kc = km.client()
     kc.start_channels()
     try:

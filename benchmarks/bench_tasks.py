@@ -92,8 +92,10 @@ def main() -> None:
     print(f"  one task at a time, terminal frame -> task.done: {describe(sequential)} (one Task/Detail read)")
     print(f"  {args.tasks} concurrent tasks, terminal frame -> done: ours {describe(our_lat)}")
     print(f"    (baseline: the Task/Detail request alone, {describe(base_lat)}; its frames wait unread meanwhile)")
-    print(f"  {args.tasks} concurrent tasks, wall time: ours {our_wall:.3f} s, baseline {base_wall:.3f} s, "
-          f"ratio {our_wall / base_wall:.2f}")
+    print(
+        f"  {args.tasks} concurrent tasks, wall time: ours {our_wall:.3f} s, baseline {base_wall:.3f} s, "
+        f"ratio {our_wall / base_wall:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -87,21 +87,26 @@ def test_form_has_a_widget_for_every_parameter_type(wiro: Wiro) -> None:
     count = fields["count"]
     assert isinstance(count, NumberField) and isinstance(count.slider, ipywidgets.IntSlider)
     assert (count.slider.min, count.slider.max, count.slider.step, count.slider.value) == (1, 10, 1, 3)
-    assert isinstance(count.input, ipywidgets.BoundedIntText) and count.input.value == 3
-    count.slider.value = 7  # slider and number box are one value
-    assert count.input.value == 7
-    count.input.value = 2
-    assert count.slider.value == 2
+    # One widget: the slider's readout is its number box (editable in the browser), no second widget to link.
+    assert count.input is count.slider and count.row is count.slider and count.slider.readout is True
+    count.slider.value = 7
+    assert count.value == 7 and f.values["count"] == 7
+    count.set(12)  # clamped to the bounds, as the number box did
+    assert count.value == 10
+    count.set(3)
     amount = fields["amount"]  # number: a box, bounded
     assert amount.slider is None and isinstance(amount.input, ipywidgets.BoundedIntText)
     assert (amount.input.min, amount.input.max, amount.input.value) == (0, 100, 7)
     ratio = fields["ratio"]  # a bounded float with a step: slider + box
-    assert isinstance(ratio.slider, ipywidgets.FloatSlider)
+    assert isinstance(ratio.slider, ipywidgets.FloatSlider) and ratio.slider.readout is True
     assert (ratio.slider.min, ratio.slider.max, ratio.slider.step, ratio.slider.value) == (0.0, 1.0, 0.1, 0.5)
+    assert ratio.slider.readout_format == ".1f"  # as many decimals as the step
     assert isinstance(fields["enabled"].row, ipywidgets.Checkbox) and fields["enabled"].value is False
     image = fields["inputImage"]
     assert isinstance(image, FileField) and image.upload.multiple is False
     assert isinstance(image.urls, ipywidgets.Text) and image.companion is not None
+    assert image.row is image.urls and image.widgets() == [image.urls, image.upload]  # the picker under the URL box
+    assert "wiro-field-inputImage" in image.upload._dom_classes
     assert image.companion.id == "inputImageUrl"
     for pid in ("gallery", "mixed"):
         files = fields[pid]
@@ -265,6 +270,14 @@ def test_synthetic_sixty_parameter_form_builds_fast() -> None:
     RunForm(model)  # warm
     best = min(_timed(lambda: RunForm(model)) for _ in range(3))
     assert len(RunForm(model).fields) == 60
+    from ipywidgets.widgets.widget import _instances
+
+    ipywidgets.Widget.close_all()
+    RunForm(model)
+    # In a kernel each widget model opens a comm: one widget per field where possible (no wrapper boxes, no second
+    # number box), shared Layout/Style models. 60 inputs + 15 file pickers + 30 help notes + groups and chrome.
+    assert len(_instances) <= 150, f"{len(_instances)} widget models for 60 parameters"
+    ipywidgets.Widget.close_all()
     assert best < 0.25, f"building a 60-parameter form took {best * 1000:.0f} ms"  # budget 0.1 s; slack for CI
 
 

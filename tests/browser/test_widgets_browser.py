@@ -44,13 +44,14 @@ def test_generated_form_fill_in_and_run(lab: JupyterLab, browser_page: Any) -> N
         ".wiro-field-mode select",
         ".wiro-field-scene select",
         ".wiro-field-count .noUi-handle",
+        ".wiro-field-count .widget-readout[contenteditable=true]",  # the slider's number box
         ".wiro-field-amount input[type=number]",
         ".wiro-field-ratio .noUi-handle",
         ".wiro-field-enabled input[type=checkbox]",
-        ".wiro-field-inputImage .widget-upload",
+        ".wiro-field-inputImage.widget-upload",  # the picker, under its URL box
         ".wiro-field-inputImage input[type=text]",
         ".wiro-field-gallery textarea",
-        ".wiro-field-mixed .widget-upload",
+        ".wiro-field-mixed.widget-upload",
     ):
         assert form.locator(selector).count() == 1, selector
     assert form.locator(".wiro-field-prompt .wiro-required").count() == 1
@@ -66,10 +67,21 @@ def test_generated_form_fill_in_and_run(lab: JupyterLab, browser_page: Any) -> N
     page.mouse.down()
     page.mouse.move(x + 120, y, steps=8)
     page.mouse.up()
-    count_box = form.locator(".wiro-field-count input[type=number]")
-    page.wait_for_function("(el) => el.value !== '3'", arg=count_box.element_handle(), timeout=10_000)
-    moved_to = int(count_box.input_value())
+    readout = form.locator(".wiro-field-count .widget-readout")
+    page.wait_for_function("(el) => el.textContent.trim() !== '3'", arg=readout.element_handle(), timeout=10_000)
+    moved_to = int(readout.inner_text())
     assert moved_to > 3
+    lab.run_cell(page, 2)  # the drag reached the kernel
+    assert f"'count': {moved_to}" in lab.output_text(page, 2)
+    # Typing into the readout sets the value too (Enter), clamped to the slider's bounds.
+    typed = 2
+    readout.click()
+    readout.evaluate("(el) => window.getSelection().selectAllChildren(el)")  # the number typed replaces it
+    page.keyboard.type(str(typed))
+    page.keyboard.press("Enter")
+    page.wait_for_function("(el) => el.textContent.trim() === '2'", arg=readout.element_handle(), timeout=10_000)
+    lab.run_cell(page, 2)
+    assert f"'count': {typed}" in lab.output_text(page, 2)
     form.locator(".wiro-code-toggle").click()
     lab.wait_for(page, ".wiro-code-cell")
     shot(page, "widgets-form-filled", form.locator(".wiro-field-count"))
@@ -97,7 +109,7 @@ def test_generated_form_fill_in_and_run(lab: JupyterLab, browser_page: Any) -> N
     lab.run_cell(page, 2)
     values = lab.output_text(page, 2)
     assert "'prompt': 'A lighthouse at dusk'" in values and "'title': 'Browser title'" in values
-    assert "'mode': 'quality'" in values and f"'count': {moved_to}" in values
+    assert "'mode': 'quality'" in values and f"'count': {typed}" in values
     shot(page, "widgets-form-done", form.locator(".wiro-status"))
     assert time.monotonic() - start < 60
 

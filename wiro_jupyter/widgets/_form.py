@@ -27,7 +27,6 @@ import threading
 from typing import Any
 
 import ipywidgets as w
-import traitlets
 
 from .._exceptions import ValidationError, WiroError
 from .._models import Model, Parameter, to_bool, to_number
@@ -76,10 +75,8 @@ _LAYOUTS: dict[str, dict[str, str]] = {
     "slider": {"width": "min(100%, 560px)"},
     "number": {"width": "min(100%, 320px)"},
     "row": {"align_items": "center", "flex_flow": "row wrap"},
-    "urls": {"width": "min(100%, 640px)"},
-    "urls_area": {"width": "min(100%, 640px)", "height": "4.2em"},
     # Under its URL box, where the input starts (no wrapper box: one comm fewer per file field).
-    "upload": {"width": "auto", "min_width": "120px", "margin": f"0 0 4px calc({LABEL_WIDTH} + 8px)"},
+    "upload": {"width": "auto", "min_width": "120px", "align_self": "flex-start", "margin": f"0 0 4px calc({LABEL_WIDTH} + 8px)"},
     "note": {"margin": f"-2px 0 4px calc({LABEL_WIDTH} + 8px)"},
     "group": {"margin": "4px 0 6px 0"},
     "auto": {},
@@ -334,7 +331,7 @@ class FileField(Field):
         # goes under it in the group's box (no wrapper box).
         self.urls = cls(
             placeholder=placeholder,
-            layout=self.styles.layout("urls_area" if self.multiple else "urls"),
+            layout=self.styles.layout("area" if self.multiple else "text"),
             **self._common(cls),
         )
         self.upload = w.FileUpload(
