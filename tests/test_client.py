@@ -425,13 +425,3 @@ def test_async_api(emu: Any) -> None:
     assert ok and "async hello" in text
 
 
-def test_import_is_light() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, wiro_jupyter; heavy = [m for m in ('httpx', 'websockets', 'PIL', 'ipywidgets', 'anywidget',"
-        " 'IPython', 'starlette') if m in sys.modules]; print(heavy)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "[]"
