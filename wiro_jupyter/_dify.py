@@ -5,85 +5,53 @@ the default), Dify Cloud, or a self-hosted Dify (`http://host/v1`). Chat,
 agent-chat and chatflow (advanced-chat) apps all work; their event sets are
 folded into one stream of typed `ChatEvent`s and one finished `ChatMessage`.
 
-Layout: `_Turn` is the sans-I/O state machine of one turn (feed it event
-dicts, it returns ChatEvents and builds the ChatMessage). `AsyncWbotChat` does
-the I/O once, asynchronously; `WbotChat` is the synchronous flavour, a thin
-wrapper that runs the async core on the package's private loop (`_loop`).
+Layout: `AsyncWbotChat` does the I/O once, asynchronously; `WbotChat` is the
+synchronous flavour, a thin wrapper that runs the async core on the package's
+private loop (`_loop`). Around them, without client state:
 
-Wire rules (see the research notes on Dify's source): events are `data:`
-lines without `event:` names, so the kind is the JSON `event` field; a bare
-`event: ping` is a keep-alive; the stream is read until the server closes it
-(chatflows send `workflow_finished` after `message_end`, TTS audio follows it);
-an `error` event inside a 200 stream fails the turn; a `message_file` event
-that carries `answer` and no `url` is a text delta (a Dify bug since mid-2025);
-relative file URLs are resolved against the API root (base URL minus `/v1`).
+- `_dify_turn`: `_Turn`, the sans-I/O state machine of one turn (feed it event
+  dicts, it returns ChatEvents and builds the ChatMessage), and the wire rules;
+- `_dify_http`: Dify error envelopes and transport failures → our exceptions,
+  the retry policy, blocking-mode answers as events;
+- `_dify_files`: Dify file dicts ↔ ChatFile, file types, remote URLs, reading
+  what gets uploaded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import inspect
-import json
-import mimetypes
 import os
-import random
 import re
-import time
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from email.utils import parsedate_to_datetime
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import AsyncGenerator, Callable, Iterator
+from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
 
 from . import _loop
 from ._config import mask
-from ._exceptions import (
-    AuthenticationError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
-    ValidationError,
-    WiroConnectionError,
-    WiroError,
-    WiroTimeoutError,
-    register_secret,
+from ._dify_files import _api_root, _chat_file, _file_type, _read_source, _remote_file
+from ._dify_http import (
+    _KEY_HINT,
+    _RETRY_STATUSES,
+    DEFAULT_WBOT_URL,
+    _attach,
+    _backoff,
+    _bad_arg,
+    _http_error,
+    _non_stream_events,
+    _transport_error,
 )
-from ._messages import AgentThought, ChatEvent, ChatFile, ChatListeners, ChatMessage, Page
+from ._dify_turn import _merge_thought, _ordered, _Turn
+from ._exceptions import AuthenticationError, WiroConnectionError, WiroError, WiroTimeoutError, register_secret
+from ._messages import AgentThought, ChatEvent, ChatListeners, ChatMessage, Page
 
 __all__ = ["DEFAULT_WBOT_URL", "AsyncWbotChat", "ChatEvent", "WbotChat"]
 
-T = TypeVar("T")
-
-DEFAULT_WBOT_URL = "https://servicewbot.ecylt.top/v1"
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Codes Dify sends with HTTP 400 when the app's model or provider failed: not the caller's mistake.
-_PROVIDER_CODES = frozenset(
-    {
-        "provider_not_initialize",
-        "provider_quota_exceeded",
-        "model_currently_not_support",
-        "completion_request_error",
-        "app_unavailable",
-        "internal_server_error",
-    }
-)
-# Dify's "document" file type (anything else that is not image/audio/video is "custom").
-_DOCUMENT_EXTENSIONS = frozenset(
-    {"txt", "md", "mdx", "markdown", "pdf", "html", "htm", "xlsx", "xls", "doc", "docx", "csv", "eml", "msg"}
-    | {"pptx", "ppt", "xml", "epub"}
-)
-_KEY_HINT = (
-    "Set WBOT_API_KEY or pass api_key= to WbotChat(): it is the chat app's own API key "
-    "(Dify keys start with 'app-'), from the app's API access page; each key works for one app only."
-)
 _process_user: str | None = None
 
 
@@ -98,490 +66,11 @@ def default_user() -> str:
     return _process_user
 
 
-# --------------------------------------------------------------------------- errors
-
-
-def _attach(err: BaseException, **attrs: Any) -> None:
-    for name, value in attrs.items():
-        setattr(err, name, value)
-
-
-def _error_for(
-    status: int | None,
-    code: str,
-    message: str,
-    *,
-    in_stream: bool = False,
-    host: str = "",
-    retry_after: float | None = None,
-) -> WiroError:
-    """Map a Dify error (HTTP or in-stream `error` event) onto the package's exceptions."""
-    code = code or "error"
-    detail = message.strip() or "(no message)"
-    if in_stream:
-        what = f"The answer failed while streaming: {code} (status {status}): {detail}"
-    else:
-        where = f" at {host}" if host else ""
-        what = f"The chat server{where} answered HTTP {status} {code}: {detail}"
-    lowered = detail.lower()
-    kw: dict[str, Any] = {"code": code, "status_code": status}
-    if status == 401:
-        return AuthenticationError(what, hint=_KEY_HINT, **kw)
-    if status == 403:
-        return WiroError(
-            what,
-            hint="The app, its API access or the workspace is disabled, or the plan does not allow this; "
-            "ask the app's owner to check it in the Dify console.",
-            **kw,
-        )
-    if status == 404:
-        if "conversation" in lowered:
-            hint = (
-                "The conversation was deleted, belongs to another user=, or comes from another app; "
-                "start a new one with chat.new()."
-            )
-        elif "message" in lowered:
-            hint = "Check the message id; chat.last.message_id is the id of the last answer."
-        else:
-            hint = (
-                "Check base_url: it must be the API root ending in /v1 (for example "
-                f"{DEFAULT_WBOT_URL} or http://your-dify-host/v1)."
-            )
-        return NotFoundError(what, hint=hint, **kw)
-    if status == 429:
-        hint = "The app limits concurrent requests or its plan quota is used up; wait a little and send again."
-        return RateLimitError(what, hint=hint, retry_after=retry_after, **kw)
-    if status in (413, 415):
-        hint = (
-            "The file is too large for this app; chat.parameters()['system_parameters'] gives the limits."
-            if status == 413
-            else "This app does not accept this file type; chat.parameters()['file_upload'] lists what it takes."
-        )
-        return ValidationError(what, hint=hint, **kw)
-    if status is not None and status >= 500:
-        return ServerError(what, hint="The chat server had a problem; try again in a moment.", **kw)
-    if code in _PROVIDER_CODES:
-        return ServerError(
-            what,
-            hint="The app's model or provider failed (its configuration or quota, not your message); "
-            "try again later, or ask the app's owner.",
-            **kw,
-        )
-    if status == 400:
-        if code == "not_chat_app":
-            hint = "This key belongs to a workflow or completion app; use the key of a chat, agent or chatflow app."
-        elif code == "conversation_completed":
-            hint = "This conversation is closed; start a new one with chat.new()."
-        else:
-            hint = "Fix the request and send again; chat.parameters() lists the inputs and files this app accepts."
-        return ValidationError(what, hint=hint, **kw)
-    return WiroError(what, hint="See the server's message above.", **kw)
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _http_error(resp: httpx.Response) -> WiroError:
-    """Build the exception for a non-2xx answer: Dify's `{code, message, status}`, or a proxy's page."""
-    status = resp.status_code
-    host = resp.request.url.host if resp.request is not None else ""
-    text = resp.text or ""
-    code, message = "", ""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        code = str(body.get("code") or body.get("error") or "")
-        raw = body.get("message")
-        message = raw if isinstance(raw, str) else json.dumps(raw) if raw is not None else ""
-    elif "<html" in text[:500].lower() or "<!doctype" in text[:500].lower():
-        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
-        shown = re.sub(r"\s+", " ", title.group(1)).strip() if title else ""
-        message = (
-            f"an HTML page{f' ({shown!r})' if shown else ''} instead of Dify's JSON, "
-            "so a proxy or gateway in front of the app answered"
-        )
-    else:
-        message = re.sub(r"\s+", " ", text).strip()[:300]
-    if not code:
-        code = httpx.codes.get_reason_phrase(status).lower().replace(" ", "_") or "error"
-    return _error_for(status, code, message, host=host, retry_after=_retry_after(resp))
-
-
-def _transport_error(exc: httpx.TransportError, base_url: str, *, streaming: bool) -> WiroError:
-    kind = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        if streaming:
-            return WiroTimeoutError(
-                f"No data arrived from the chat server for too long while streaming ({kind}).",
-                hint="Dify sends a keep-alive ping every 10 s, so the connection or a proxy stalled; send again, "
-                "or pass a larger timeout= to the chat.",
-            )
-        return WiroTimeoutError(
-            f"The chat server at {base_url} did not answer in time ({kind}).",
-            hint="Check the network and WBOT_API_URL / base_url, then try again; a larger timeout= may help.",
-        )
-    if streaming:
-        return WiroConnectionError(
-            f"The connection to the chat server dropped while the answer was streaming ({kind}: {exc}).",
-            hint="Send again; the part that arrived is on this exception as .partial.",
-        )
-    return WiroConnectionError(
-        f"Could not reach the chat server at {base_url} ({kind}: {exc}).",
-        hint="Check the network and WBOT_API_URL / base_url (it ends in /v1), then try again.",
-    )
-
-
-def _bad_arg(message: str, hint: str) -> ValidationError:
-    return ValidationError(message, hint=hint, code="invalid_argument")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str):
-        stripped = value.strip()
-        if stripped[:1] in ("{", "[", '"'):
-            try:
-                return json.loads(stripped)
-            except ValueError:
-                return value
-    return value
-
-
-def _api_root(base_url: str) -> str:
-    """The origin file URLs are relative to: base URL minus a trailing `/v1`."""
-    root = base_url.rstrip("/")
-    return root[: -len("/v1")] if root.endswith("/v1") else root
-
-
-def _resolve(url: Any, root: str) -> str:
-    if not url or not isinstance(url, str):
-        return ""
-    if re.match(r"^[a-z][a-z0-9+.-]*:", url, re.I):  # http:, https:, data:, ...
-        return url
-    if url.startswith("//"):
-        scheme = root.split(":", 1)[0] if ":" in root else "https"
-        return f"{scheme}:{url}"
-    return root.rstrip("/") + ("" if url.startswith("/") else "/") + url
-
-
-def _filename_from_url(url: str) -> str:
-    path = urlsplit(url).path.rstrip("/")
-    return path.rsplit("/", 1)[-1]
-
-
-def _status(value: Any) -> int:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return 500
-
-
-def _sniff(data: bytes) -> tuple[str, str]:
-    """(extension, mime type) of some bytes, from their first bytes."""
-    head = data[:16]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png", "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return ".jpg", "image/jpeg"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return ".gif", "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp", "image/webp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return ".wav", "audio/wav"
-    if head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3"):
-        return ".mp3", "audio/mpeg"
-    if head[4:8] == b"ftyp":
-        return ".mp4", "video/mp4"
-    if head[:4] == b"%PDF":
-        return ".pdf", "application/pdf"
-    try:
-        data[:4096].decode("utf-8")
-    except UnicodeDecodeError:
-        return ".bin", "application/octet-stream"
-    return ".txt", "text/plain"
-
-
-def _file_type(mime: str, filename: str) -> str:
-    """Dify's file `type` for a mime type / file name: image, audio, video, document or custom."""
-    mime = (mime or "").lower()
-    for kind in ("image", "audio", "video"):
-        if mime.startswith(kind + "/"):
-            return kind
-    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    if ext in _DOCUMENT_EXTENSIONS or mime in ("application/pdf", "text/plain", "text/markdown", "text/csv"):
-        return "document"
-    return "custom"
-
-
-def _chat_file(data: dict[str, Any], root: str, *, default_owner: str) -> ChatFile:
-    url = _resolve(data.get("url") or data.get("remote_url"), root)
-    owner = data.get("belongs_to")
-    if not owner:
-        method = data.get("transfer_method")
-        owner = "assistant" if method == "tool_file" else default_owner if not method else "user"
-    return ChatFile(
-        id=str(data.get("related_id") or data.get("id") or data.get("upload_file_id") or ""),
-        type=str(data.get("type") or ""),
-        url=url,
-        filename=str(data.get("filename") or data.get("name") or _filename_from_url(url)),
-        mime_type=str(data.get("mime_type") or ""),
-        belongs_to=str(owner),
-    )
-
-
-def _merge_thought(thoughts: dict[str, AgentThought], data: dict[str, Any]) -> AgentThought:
-    """Upsert one `agent_thought` snapshot: the same id is re-sent as the step changes; keep non-empty fields."""
-    position = data.get("position")
-    key = str(data.get("id") or f"position-{position}")
-    step = thoughts.get(key)
-    if step is None:
-        step = thoughts[key] = AgentThought(id=key)
-    if position not in (None, ""):
-        with contextlib.suppress(TypeError, ValueError):
-            step.position = int(position)
-    if data.get("thought"):
-        step.thought = str(data["thought"])
-    if data.get("tool"):
-        step.tool = str(data["tool"])
-    if data.get("tool_input") not in (None, "", {}):
-        step.tool_input = _maybe_json(data["tool_input"])
-    if data.get("observation") not in (None, "", {}):
-        step.observation = _maybe_json(data["observation"])
-    for item in data.get("message_files") or data.get("files") or []:
-        file_id = item.get("id") or item.get("file_id") if isinstance(item, dict) else item
-        if file_id and str(file_id) not in step.files:
-            step.files.append(str(file_id))
-    return step
-
-
-def _ordered(thoughts: dict[str, AgentThought]) -> list[AgentThought]:
-    arrival = {key: i for i, key in enumerate(thoughts)}
-    return sorted(thoughts.values(), key=lambda t: (t.position or 10**9, arrival[t.id]))
-
-
 class _Done:
     """End-of-stream marker from the reader task (with the error that ended it, if any)."""
 
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
-
-
-# --------------------------------------------------------------------------- one turn (sans I/O)
-
-
-class _Turn:
-    """The state of one chat turn: feed it event dicts, it yields ChatEvents and builds the ChatMessage."""
-
-    def __init__(self, query: str, inputs: dict[str, Any], files: list[Any], *, root: str, model: str = "") -> None:
-        self.query = query
-        self.inputs = inputs
-        self.files = files
-        self.root = root
-        self.message = ChatMessage(query=query, backend="wbot", model=model)
-        self.thoughts: dict[str, AgentThought] = {}
-        self.file_index: dict[str, ChatFile] = {}
-        self.tts: list[bytes] = []
-        self.error: WiroError | None = None  # from an `error` event or the transport
-        self.error_announced = False
-        self.workflow_error: WiroError | None = None
-        self.ended = False  # message_end seen
-        self.started = False  # the server began streaming
-        self.finished = False  # the client stopped reading
-        self.stop_requested = False
-        self.stop_sent = False
-        self.cut = False
-        self.reader: asyncio.Task[None] | None = None
-        self.cut_timer: asyncio.TimerHandle | None = None
-        self._t0 = time.monotonic()
-        self._latency: float | None = None
-
-    # -- building blocks
-
-    def _event(self, kind: str, raw: dict[str, Any], **kw: Any) -> ChatEvent:
-        return ChatEvent(kind=kind, raw=raw, answer=self.message.answer, message=self.message, **kw)
-
-    def _text(self, delta: Any, raw: dict[str, Any]) -> list[ChatEvent]:
-        if not isinstance(delta, str) or not delta:
-            return []
-        self.message.answer += delta
-        return [self._event("text", raw, text=delta)]
-
-    def _add_file(self, new: ChatFile) -> tuple[ChatFile, bool]:
-        key = new.id or new.url
-        old = self.file_index.get(key) if key else None
-        if old is None:
-            if key:
-                self.file_index[key] = new
-            self.message.files.append(new)
-            return new, True
-        for name in ("type", "url", "filename", "mime_type", "belongs_to"):
-            if getattr(new, name) and not getattr(old, name):
-                setattr(old, name, getattr(new, name))
-        return old, False
-
-    def _envelope(self, data: dict[str, Any], name: Any) -> None:
-        m = self.message
-        if not m.conversation_id and data.get("conversation_id"):
-            m.conversation_id = str(data["conversation_id"])
-        message_id = data.get("message_id")
-        if not message_id and name in ("message", "agent_message", "message_end", "message_replace"):
-            message_id = data.get("id")
-        if not m.message_id and message_id:
-            m.message_id = str(message_id)
-        if not m.task_id and data.get("task_id"):
-            m.task_id = str(data["task_id"])
-        if m.created_at is None and isinstance(data.get("created_at"), (int, float)):
-            m.created_at = float(data["created_at"])
-
-    # -- the event table
-
-    def feed(self, data: dict[str, Any]) -> list[ChatEvent]:
-        name = data.get("event")
-        self._envelope(data, name)
-        m = self.message
-        raw_payload = data.get("data")
-        payload: dict[str, Any] = raw_payload if isinstance(raw_payload, dict) else {}
-        if name in ("message", "agent_message"):
-            return self._text(data.get("answer"), data)
-        if name == "text_chunk":
-            return self._text(payload.get("text", data.get("text")), data)
-        if name == "message_file":
-            if "answer" in data and not data.get("url"):  # Dify bug: text deltas sent as message_file
-                return self._text(data.get("answer"), data)
-            chat_file, _ = self._add_file(_chat_file(data, self.root, default_owner="assistant"))
-            return [self._event("file", data, file=chat_file)]
-        if name == "agent_thought":
-            step = _merge_thought(self.thoughts, data)
-            m.agent_thoughts = _ordered(self.thoughts)
-            return [self._event("agent_thought", data, thought=step)]
-        if name == "message_replace":
-            m.answer = str(data.get("answer") or "")
-            m.metadata["replaced"] = data.get("reason") or True
-            return [self._event("replace", data, text=m.answer)]
-        if name == "reasoning_chunk":
-            delta = payload.get("reasoning", data.get("reasoning"))
-            if not isinstance(delta, str) or not delta:
-                return []
-            m.thinking += delta
-            return [self._event("thinking", data, text=delta)]
-        if name == "message_end":
-            return self._end(data)
-        if name in ("tts_message", "tts_message_end"):
-            audio = data.get("audio")
-            if isinstance(audio, str) and audio:
-                with contextlib.suppress(binascii.Error, ValueError):
-                    self.tts.append(base64.b64decode(audio))
-                    m.audio = b"".join(self.tts)
-            return [self._event("tts", data)]
-        if name == "error" or (name is None and ("code" in data or "message" in data)):
-            self.error = _error_for(
-                _status(data.get("status")),
-                str(data.get("code") or ""),
-                str(data.get("message") or ""),
-                in_stream=True,
-            )
-            self.error_announced = True
-            return [self._event("error", data, text=str(self.error))]
-        if name == "ping" or not isinstance(name, str):
-            return []
-        if name == "text_replace":  # old chatflows
-            m.answer = str(payload.get("text") or "")
-            return [self._event("replace", data, text=m.answer)]
-        return self._progress(name, data, payload)
-
-    def _end(self, data: dict[str, Any]) -> list[ChatEvent]:
-        m = self.message
-        self.ended = True
-        self._latency = time.monotonic() - self._t0
-        raw_meta = data.get("metadata")
-        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        m.usage = dict(meta.get("usage") or {})
-        m.retriever_resources = list(meta.get("retriever_resources") or [])
-        if meta.get("annotation_reply"):
-            m.metadata["annotation_reply"] = meta["annotation_reply"]
-        events: list[ChatEvent] = []
-        for item in data.get("files") or []:
-            if isinstance(item, dict):
-                chat_file, new = self._add_file(_chat_file(item, self.root, default_owner="assistant"))
-                if new:
-                    events.append(self._event("file", data, file=chat_file))
-        events.append(self._event("end", data))
-        return events
-
-    def _progress(self, name: str, data: dict[str, Any], payload: dict[str, Any]) -> list[ChatEvent]:
-        m = self.message
-        if data.get("workflow_run_id"):
-            m.metadata.setdefault("workflow_run_id", data["workflow_run_id"])
-        title = str(payload.get("title") or payload.get("node_type") or "")
-        status = str(payload.get("status") or "")
-        if name == "workflow_started":
-            label = "workflow started"
-        elif name == "workflow_finished":
-            label = f"workflow {status or 'finished'}"
-            m.metadata["workflow_status"] = status
-            if status == "failed":
-                detail = str(payload.get("error") or "no error message")
-                self.workflow_error = ServerError(
-                    f"The chatflow failed: {detail}",
-                    hint="A node of the app's workflow failed; try again, or ask the app's owner to check it.",
-                    code="workflow_failed",
-                )
-        elif name.startswith("node_"):
-            label = f"{title or 'node'} {status or name.split('_', 1)[1]}"
-        elif name.startswith(("iteration_", "loop_")):
-            group, _, step = name.partition("_")
-            index = payload.get("index")
-            label = f"{title or group} {step}" + (f" {index}" if index is not None and step == "next" else "")
-        else:
-            label = name.replace("_", " ")
-        return [self._event("progress", data, text=label)]
-
-    def failure(self) -> WiroError | None:
-        """The error that ends this turn, if any (called when the stream has closed)."""
-        if self.error is not None:
-            return self.error
-        if self.workflow_error is not None:
-            return self.workflow_error
-        if not self.ended and not self.stop_requested and self.message.metadata.get("workflow_status") != "succeeded":
-            return WiroConnectionError(
-                "The stream closed before the answer was complete (no message_end event).",
-                hint="The connection or a proxy cut the answer short; send again. "
-                "The part that arrived is on this exception as .partial.",
-            )
-        return None
-
-    def restart_clock(self) -> None:
-        self._t0 = time.monotonic()
-
-    def cut_now(self) -> None:
-        """The server ignored the stop request: end the stream here, keeping what arrived."""
-        if not self.finished and self.reader is not None and not self.reader.done():
-            self.cut = True
-            self.reader.cancel()
-
-    def close(self) -> None:
-        m = self.message
-        m.latency_s = self._latency if self._latency is not None else time.monotonic() - self._t0
-        if self.tts:
-            m.audio = b"".join(self.tts)
-        if self.stop_requested:
-            m.metadata["stopped"] = True
 
 
 # --------------------------------------------------------------------------- async client
@@ -694,9 +183,7 @@ class AsyncWbotChat(ChatListeners):
         return {"Authorization": f"Bearer {self._api_key}"}
 
     def _delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(retry_after, 30.0)
-        return self.retry_backoff * (2**attempt) * (1 + random.random() / 4)
+        return _backoff(self.retry_backoff, attempt, retry_after)
 
     async def _request(
         self,
@@ -813,11 +300,8 @@ class AsyncWbotChat(ChatListeners):
         if isinstance(item, dict):
             return item
         if isinstance(item, str) and re.match(r"^https?://", item, re.I):
-            name = _filename_from_url(item)
-            mime = mimetypes.guess_type(name)[0] or ""
-            kind = _file_type(mime, name) if mime or "." in name else "image"
-            return {"type": kind, "transfer_method": "remote_url", "url": item}
-        content, filename, mime = await self._read_source(item, None, None)
+            return _remote_file(item)
+        content, filename, mime = await _read_source(item, None, None)
         upload = await self._upload(content, filename, mime)
         kind = _file_type(str(upload.get("mime_type") or mime), filename)
         return {"type": kind, "transfer_method": "local_file", "upload_file_id": str(upload["id"])}
@@ -1109,7 +593,7 @@ class AsyncWbotChat(ChatListeners):
 
     async def upload(self, source: Any, filename: str | None = None, *, mime_type: str | None = None) -> str:
         """Upload a file (path, bytes or file object) for this user; returns its upload_file_id."""
-        content, name, mime = await self._read_source(source, filename, mime_type)
+        content, name, mime = await _read_source(source, filename, mime_type)
         return str((await self._upload(content, name, mime))["id"])
 
     async def _upload(self, content: bytes, filename: str, mime: str) -> dict[str, Any]:
@@ -1117,58 +601,6 @@ class AsyncWbotChat(ChatListeners):
         if not isinstance(body, dict) or not body.get("id"):
             raise WiroError("The upload answer has no file id.", hint="Check that base_url is a Dify Service API root.")
         return body
-
-    async def _read_source(self, source: Any, filename: str | None, mime: str | None) -> tuple[bytes, str, str]:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            content = bytes(source)
-            ext, sniffed = _sniff(content)
-            name = filename or f"upload{ext}"
-        elif isinstance(source, (str, os.PathLike)):
-            path = Path(source).expanduser()
-            if not path.is_file():
-                raise _bad_arg(
-                    f"File not found: {str(path)!r}.",
-                    hint="Pass an existing file path, bytes, a file object, or an http(s) URL.",
-                )
-            content = await asyncio.to_thread(path.read_bytes)
-            name = filename or path.name
-            sniffed = _sniff(content)[1]
-        elif hasattr(source, "read"):
-            data = source.read()
-            content = data.encode() if isinstance(data, str) else bytes(data)
-            ext, sniffed = _sniff(content)
-            name = filename or os.path.basename(str(getattr(source, "name", "") or "")) or f"upload{ext}"
-        else:
-            raise _bad_arg(
-                f"Cannot send a {type(source).__name__} as a file.",
-                hint="Pass a path, bytes, a file object, an http(s) URL, or a Dify file dict.",
-            )
-        guessed = mimetypes.guess_type(name)[0]
-        return content, name, mime or guessed or sniffed
-
-
-def _non_stream_events(resp: httpx.Response) -> Iterable[dict[str, Any]]:
-    """A 200 that is not an event stream: a blocking-mode answer (server ignored streaming) or an error body."""
-    try:
-        body = resp.json()
-    except ValueError:
-        raise WiroError(
-            "The chat server answered 200 with neither an event stream nor JSON.",
-            hint="Check base_url: it must be a Dify Service API root ending in /v1 (a proxy may be in the way).",
-            status_code=resp.status_code,
-        ) from None
-    if not isinstance(body, dict):
-        raise WiroError("The chat server answered with unexpected JSON.", hint="Check base_url.")
-    if "answer" not in body:
-        yield {"event": "error", "status": body.get("status", 500), **body}
-        return
-    envelope = {k: body[k] for k in ("conversation_id", "message_id", "task_id", "created_at") if k in body}
-    envelope.setdefault("message_id", body.get("id"))
-    yield {"event": "message", **envelope, "answer": body.get("answer") or ""}
-    yield {"event": "message_end", **envelope, "metadata": body.get("metadata") or {}, "files": body.get("files")}
-
-
-# --------------------------------------------------------------------------- sync flavour
 
 
 class WbotChat:
