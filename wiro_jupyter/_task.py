@@ -258,6 +258,10 @@ class TaskFollower:
         socket = self.client._task_socket()
         socket.subscribe(self.state.token, self)
         self._socket_up = socket.connected
+        # Read Task/Detail now only when the socket is already up (frames sent before our
+        # registration are not replayed). Otherwise the connect itself triggers that read,
+        # and a socket that never connects is covered by the polling schedule.
+        self._resync = self._socket_up
         try:
             while not self.state.done:
                 if self._terminal_frame or self._resync:
