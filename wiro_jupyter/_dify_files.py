@@ -12,12 +12,11 @@ import asyncio
 import mimetypes
 import os
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._dify_http import _bad_arg
 from ._messages import ChatFile
+from ._params import read_file_input
 
 # Dify's "document" file type (anything else that is not image/audio/video is "custom").
 _DOCUMENT_EXTENSIONS = frozenset(
@@ -46,32 +45,6 @@ def _resolve(url: Any, root: str) -> str:
 def _filename_from_url(url: str) -> str:
     path = urlsplit(url).path.rstrip("/")
     return path.rsplit("/", 1)[-1]
-
-
-def _sniff(data: bytes) -> tuple[str, str]:
-    """(extension, mime type) of some bytes, from their first bytes."""
-    head = data[:16]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png", "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return ".jpg", "image/jpeg"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return ".gif", "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp", "image/webp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return ".wav", "audio/wav"
-    if head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3"):
-        return ".mp3", "audio/mpeg"
-    if head[4:8] == b"ftyp":
-        return ".mp4", "video/mp4"
-    if head[:4] == b"%PDF":
-        return ".pdf", "application/pdf"
-    try:
-        data[:4096].decode("utf-8")
-    except UnicodeDecodeError:
-        return ".bin", "application/octet-stream"
-    return ".txt", "text/plain"
 
 
 def _file_type(mime: str, filename: str) -> str:
@@ -111,30 +84,10 @@ def _remote_file(url: str) -> dict[str, Any]:
 
 
 async def _read_source(source: Any, filename: str | None, mime: str | None) -> tuple[bytes, str, str]:
-    """(content, filename, mime type) of a path, bytes or file object to upload."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        content = bytes(source)
-        ext, sniffed = _sniff(content)
-        name = filename or f"upload{ext}"
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise _bad_arg(
-                f"File not found: {str(path)!r}.",
-                hint="Pass an existing file path, bytes, a file object, or an http(s) URL.",
-            )
-        content = await asyncio.to_thread(path.read_bytes)
-        name = filename or path.name
-        sniffed = _sniff(content)[1]
-    elif hasattr(source, "read"):
-        data = source.read()
-        content = data.encode() if isinstance(data, str) else bytes(data)
-        ext, sniffed = _sniff(content)
-        name = filename or os.path.basename(str(getattr(source, "name", "") or "")) or f"upload{ext}"
+    """(content, filename, mime type) of a path, bytes or file object to upload (the client's own reader)."""
+    if isinstance(source, (str, os.PathLike)):
+        data = await asyncio.to_thread(read_file_input, source, "upload", what="the upload")
     else:
-        raise _bad_arg(
-            f"Cannot send a {type(source).__name__} as a file.",
-            hint="Pass a path, bytes, a file object, an http(s) URL, or a Dify file dict.",
-        )
-    guessed = mimetypes.guess_type(name)[0]
-    return content, name, mime or guessed or sniffed
+        data = read_file_input(source, "upload", what="the upload")
+    name = filename or data.name
+    return data.content, name, mime or (mimetypes.guess_type(name)[0] if filename else None) or data.content_type

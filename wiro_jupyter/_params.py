@@ -42,20 +42,26 @@ class FileInput:
         return hashlib.sha256(self.content).hexdigest()
 
 
-def read_file_input(value: Any, param_id: str) -> FileInput:
-    """Path, bytes, file object or PIL image → FileInput, with a clear error when it can't be read."""
+def read_file_input(value: Any, param_id: str, *, what: str | None = None) -> FileInput:
+    """Path, bytes, file object or PIL image → FileInput, with a clear error when it can't be read.
+
+    `what` names the input in messages (default: the parameter); the Dify chat's uploads
+    use this same reader, so both clients accept and name files alike.
+    """
+    what = what or f"parameter {param_id!r}"
     if isinstance(value, (str, os.PathLike)):
         path = Path(value).expanduser()
         if not path.is_file():
             raise ValidationError(
-                f"Parameter {param_id!r}: the file {str(path)!r} does not exist.",
+                f"File not found: {what} names {str(path)!r}, which does not exist.",
                 hint="Give an existing file path, bytes, an open file, a PIL image, or an http(s) URL. Nothing was sent.",
             )
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileInput(path.name, path.read_bytes(), ctype)
+        data = path.read_bytes()
+        return FileInput(path.name, data, mimetypes.guess_type(path.name)[0] or sniff(data)[1])
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
-        return FileInput(f"{param_id}{_sniff_extension(data)}", data, _sniff_type(data))
+        extension, ctype = sniff(data)
+        return FileInput(f"{param_id}{extension}", data, ctype)
     if hasattr(value, "save") and hasattr(value, "mode") and hasattr(value, "size"):  # a PIL image
         buffer = io.BytesIO()
         value.save(buffer, format="PNG")
@@ -64,30 +70,40 @@ def read_file_input(value: Any, param_id: str) -> FileInput:
         data = value.read()
         if isinstance(data, str):
             data = data.encode()
-        name = Path(str(getattr(value, "name", "") or param_id)).name
-        ctype = mimetypes.guess_type(name)[0] or _sniff_type(data)
-        return FileInput(name, data, ctype)
+        data = bytes(data)
+        extension, sniffed = sniff(data)
+        name = Path(str(getattr(value, "name", "") or "")).name or f"{param_id}{extension}"
+        return FileInput(name, data, mimetypes.guess_type(name)[0] or sniffed)
     raise ValidationError(
-        f"Parameter {param_id!r} is a file input; {type(value).__name__} is not a file.",
+        f"Cannot send a {type(value).__name__} as a file ({what}).",
         hint="Give a file path, bytes, an open file, a PIL image, or an http(s) URL.",
     )
 
 
-_MAGIC = (
-    (b"\x89PNG", ".png", "image/png"),
-    (b"\xff\xd8\xff", ".jpg", "image/jpeg"),
-    (b"GIF8", ".gif", "image/gif"),
-    (b"RIFF", ".wav", "audio/wav"),
-    (b"%PDF", ".pdf", "application/pdf"),
-)
-
-
-def _sniff_extension(data: bytes) -> str:
-    return next((ext for magic, ext, _ in _MAGIC if data.startswith(magic)), ".bin")
-
-
-def _sniff_type(data: bytes) -> str:
-    return next((ctype for magic, _, ctype in _MAGIC if data.startswith(magic)), "application/octet-stream")
+def sniff(data: bytes) -> tuple[str, str]:
+    """(extension, MIME type) of some bytes, from their first bytes."""
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png", "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return ".jpg", "image/jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return ".gif", "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp", "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return ".wav", "audio/wav"
+    if head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3"):
+        return ".mp3", "audio/mpeg"
+    if head[4:8] == b"ftyp":
+        return ".mp4", "video/mp4"
+    if head[:4] == b"%PDF":
+        return ".pdf", "application/pdf"
+    try:
+        data[:4096].decode("utf-8")
+    except UnicodeDecodeError:
+        return ".bin", "application/octet-stream"
+    return ".txt", "text/plain"
 
 
 @dataclass
