@@ -335,12 +335,20 @@ def _task_response(tasks: list[TaskRecord], total: int | None = None) -> Respons
     return ok(total=str(len(tasks) if total is None else total), tasklist=[t.detail() for t in tasks])
 
 
-async def task_detail(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+def _lookup(state: EmulatorState, project: Project, body: dict[str, Any]) -> TaskRecord | Response:
+    """The task a Task/* body names, or the error answer: code 0 for a bad body, code 1 when unknown."""
     task = state.engine.find(project, body)
     if isinstance(task, str):
         return fail(0, task)
     if task is None:
         return fail(1, NO_TASK)
+    return task
+
+
+async def task_detail(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+    task = _lookup(state, project, body)
+    if not isinstance(task, TaskRecord):
+        return task
     return _task_response([task])
 
 
@@ -355,11 +363,9 @@ async def task_list(state: EmulatorState, project: Project, body: dict[str, Any]
 
 
 async def task_cancel(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
-    task = state.engine.find(project, body)
-    if isinstance(task, str):
-        return fail(0, task)
-    if task is None:
-        return fail(1, NO_TASK)
+    task = _lookup(state, project, body)
+    if not isinstance(task, TaskRecord):
+        return task
     if task.status != "task_queue":
         # Cancel is for queued tasks only; running ones need Task/Kill (§7).
         return fail(1, "Task is not cancellable. Only queued tasks can be cancelled; use Task/Kill for "
@@ -369,11 +375,9 @@ async def task_cancel(state: EmulatorState, project: Project, body: dict[str, An
 
 
 async def task_kill(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
-    task = state.engine.find(project, body)
-    if isinstance(task, str):
-        return fail(0, task)
-    if task is None:
-        return fail(1, NO_TASK)
+    task = _lookup(state, project, body)
+    if not isinstance(task, TaskRecord):
+        return task
     if task.status == "task_queue" or task.terminal:
         return fail(1, "Task is not killable. Only running tasks can be killed; use Task/Cancel for "
                        "queued tasks.")
