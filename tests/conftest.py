@@ -8,7 +8,8 @@ fault knobs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -66,6 +67,23 @@ def elements(fragment: str) -> tuple[set[str], list[str]]:
 
     Collect().feed(fragment)
     return tags, handlers
+
+
+def wait_for_widget_state(kc: Any, widget: str, predicate: Callable[[dict[str, Any]], bool], deadline: float) -> str:
+    """Read a kernel's iopub until the comm of a `widget` (its anywidget class name) sends a state
+    for which `predicate(state)` holds; returns that comm's id. An error output fails the test."""
+    comm = ""
+    while True:
+        assert time.monotonic() < deadline, f"{widget} never reached the expected state"
+        msg = kc.get_iopub_msg(timeout=30)
+        content = msg["content"]
+        if msg["msg_type"] == "error":
+            pytest.fail("\n".join(content["traceback"]))
+        if msg["msg_type"] == "comm_open":
+            if content["data"]["state"].get("_anywidget_id", "").endswith(widget):
+                comm = content["comm_id"]
+        elif msg["msg_type"] == "comm_msg" and content["comm_id"] == comm and predicate(content["data"].get("state", {})):
+            return comm
 
 
 def make_client(emu: Emulator, **kwargs: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import elements
+from conftest import elements, wait_for_widget_state
 from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
 
@@ -715,21 +715,10 @@ def test_wchat_with_a_widget_front_end_updates_its_cell(shell: Shell, monkeypatc
 
 
 def _wait_until_streaming(kc: Any, deadline: float) -> str:
-    """Read iopub until a ChatView's comm shows the answer streaming in; returns the comm id."""
-    view_comm = ""
-    while True:
-        assert time.monotonic() < deadline, "the answer never streamed"
-        msg = kc.get_iopub_msg(timeout=30)
-        content = msg["content"]
-        if msg["msg_type"] == "error":
-            pytest.fail("\n".join(content["traceback"]))
-        if msg["msg_type"] == "comm_open":
-            if content["data"]["state"].get("_anywidget_id", "").endswith("ChatView"):
-                view_comm = content["comm_id"]
-        elif msg["msg_type"] == "comm_msg" and content["comm_id"] == view_comm:
-            pending = content["data"].get("state", {}).get("pending") or []
-            if any("Counting" in (t.get("html") or "") for t in pending):
-                return view_comm
+    """Until a ChatView's comm shows the answer streaming in; returns the comm id."""
+    return wait_for_widget_state(
+        kc, "ChatView", lambda state: any("Counting" in (t.get("html") or "") for t in state.get("pending") or []), deadline
+    )
 
 
 def test_stop_button_and_interrupt_stop_an_awaited_wchat_cell_in_a_kernel(emu: Emulator, world: Any, tmp_path: Path) -> None:

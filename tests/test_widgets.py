@@ -16,7 +16,7 @@ from typing import Any
 
 import ipywidgets
 import pytest
-from conftest import elements
+from conftest import elements, wait_for_widget_state
 from PIL import Image
 
 from wiro_jupyter import Wiro
@@ -579,19 +579,8 @@ def test_cancel_clicked_while_a_cell_awaits(cell: str, emu: Any, tmp_path: Path)
         # stop_on_error=False: with the magic, a cancelled task fails its cell (TaskCancelledError), and a failing
         # cell makes the kernel abort the cells queued behind it (as "Run All" stops at an error).
         first = kc.execute(cell, stop_on_error=False)
-        bar_comm = None
-        running = False
-        while not running:  # the status bar's comm, then its `running` state
-            assert time.monotonic() < deadline, "the status bar never showed the task running"
-            msg = kc.get_iopub_msg(timeout=30)
-            content = msg["content"]
-            if msg["msg_type"] == "error":
-                pytest.fail("\n".join(content["traceback"]))
-            if msg["msg_type"] == "comm_open":
-                if content["data"]["state"].get("_anywidget_id", "").endswith("StatusBar"):
-                    bar_comm = content["comm_id"]
-            elif msg["msg_type"] == "comm_msg" and content["comm_id"] == bar_comm:
-                running = content["data"].get("state", {}).get("state") == "running"
+        # the status bar's comm, once it shows the task running
+        bar_comm = wait_for_widget_state(kc, "StatusBar", lambda state: state.get("state") == "running", deadline)
         # What the front end sends when Cancel is clicked: anywidget's model.send() -> a custom message.
         click = kc.session.msg("comm_msg", {"comm_id": bar_comm, "data": {"method": "custom", "content": {"action": "cancel"}}})
         clicked_at = time.monotonic()
