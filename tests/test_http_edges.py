@@ -38,8 +38,9 @@ def test_non_json_answer_is_a_server_error() -> None:
 @respx.mock
 def test_401_with_html_body_from_a_proxy() -> None:
     respx.post(f"{API}/Tool/List").mock(return_value=httpx.Response(401, text="<html>denied</html>"))
-    with client() as wiro, pytest.raises((AuthenticationError, ServerError)) as info:
+    with client() as wiro, pytest.raises(AuthenticationError) as info:
         wiro.models()
+    assert "HTTP 401" in str(info.value) and "WIRO_API_KEY" in str(info.value)  # what happened, what to do
     assert "edge-case-key-123456" not in str(info.value)
 
 

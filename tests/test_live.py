@@ -156,18 +156,23 @@ def test_keyboard_interrupt_stops_the_paid_task(wiro: Wiro, emu: Any, capsys: py
     assert remote.status == "task_cancel"
 
 
-def test_many_tasks_share_one_socket_and_one_pool(emu: Any) -> None:
-    async def main() -> tuple[int, int, bool]:
-        async with wj.AsyncWiro(api_key=emu.api_key, api_url=emu.api_url, socket_url=emu.socket_url, poll_interval=0.2) as client:
+def test_many_tasks_share_one_socket_and_a_bounded_pool(emu: Any) -> None:
+    async def main() -> tuple[int, bool]:
+        async with wj.AsyncWiro(
+            api_key=emu.api_key, api_url=emu.api_url, socket_url=emu.socket_url, poll_interval=0.2, max_connections=4
+        ) as client:
             tasks = await asyncio.gather(
                 *(client.run("wiro/text-to-image", prompt=f"n{i}", wait=False, width=256, height=256) for i in range(40))
             )
             await asyncio.gather(*(t.wait(60) for t in tasks))
-            socket = client._task_socket()
-            return socket.connections_opened, len({id(client._http.client)}), all(t.ok for t in tasks)
+            pool = client._http.client._transport._pool  # httpcore's pool: the TCP connections it holds
+            return len(pool.connections), all(t.ok for t in tasks)
 
-    opened, pools, ok = asyncio.run(main())
-    assert ok and opened == 1 and pools == 1
+    sockets_before = emu.stats.socket_connections
+    connections, ok = asyncio.run(main())
+    assert ok
+    assert emu.stats.socket_connections - sockets_before == 1  # one WebSocket for all 40 tasks (server's count)
+    assert 1 <= connections <= 4  # 40 concurrent tasks, never more HTTP connections than the bound
 
 
 # -- the journal ------------------------------------------------------------------------------

@@ -111,6 +111,18 @@ def _form_dict(data: dict[str, Any] | list[tuple[str, str]] | None) -> dict[str,
     return form
 
 
+def _error_items(response: httpx.Response) -> Any:
+    """The `errors` of an error answer, or one made from its status and text when it is not JSON."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("errors"):
+        return payload["errors"]
+    text = " ".join(response.text.split())[:160]
+    return [{"code": None, "message": f"HTTP {response.status_code}" + (f": {text}" if text else "")}]
+
+
 class HttpCore:
     """One connection pool and the request policy for one client."""
 
@@ -236,9 +248,6 @@ class HttpCore:
                 )
                 error.maybe_submitted = not idempotent
                 raise error
-            payload = self._json(response, path)
-            if status in (401, 403):
-                raise error_from_envelope(payload.get("errors"), status_code=status, path=path)
             if status == 404:
                 raise NotFoundError(
                     f"The Wiro API has no route {path} (HTTP 404).",
@@ -246,7 +255,9 @@ class HttpCore:
                     status_code=status,
                 )
             if status >= 400:
-                raise error_from_envelope(payload.get("errors"), status_code=status, path=path)
+                # A proxy in front of the API may answer with HTML: the status still says what happened.
+                raise error_from_envelope(_error_items(response), status_code=status, path=path)
+            payload = self._json(response, path)
             if payload.get("result") is False or (payload.get("errors") and not payload.get("result", True)):
                 raise error_from_envelope(payload.get("errors"), status_code=status, path=path)
             return payload
