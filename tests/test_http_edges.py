@@ -11,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from wiro_jupyter import AuthenticationError, ServerError, Wiro, WiroConnectionError
+from wiro_jupyter import AuthenticationError, ServerError, Wiro, WiroConnectionError, WiroError
 from wiro_jupyter._http import retry_after_seconds
 
 API = "https://wiro.test/v1"
@@ -73,7 +73,7 @@ def test_connect_error_on_run_is_retried_because_nothing_was_sent() -> None:
             httpx.Response(200, json={"result": False, "errors": [{"code": 97, "message": "Insufficient balance"}]}),
         ]
     )
-    with client() as wiro, pytest.raises(Exception) as info:
+    with client() as wiro, pytest.raises(WiroError) as info:
         wiro.run("o/m")
     assert run.call_count == 2
     assert "Insufficient balance" in str(info.value) and "credit" in str(info.value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import os
 import re
@@ -98,7 +99,7 @@ class Output:
         """A PIL image, opened lazily, with Pillow's decompression-bomb guard left on."""
         from PIL import Image as PILImage
 
-        source: Any = self.path if self.path and self.path.exists() else _BytesIO(self.read())
+        source: Any = self.path if self.path and self.path.exists() else io.BytesIO(self.read())
         try:
             image = PILImage.open(source)
         except PILImage.DecompressionBombError as exc:
@@ -114,12 +115,6 @@ class Output:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return output_bundle(self)
-
-
-def _BytesIO(data: bytes) -> Any:
-    import io
-
-    return io.BytesIO(data)
 
 
 def output_bundle(output: Output) -> dict[str, Any]:
