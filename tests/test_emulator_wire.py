@@ -1,7 +1,7 @@
 """Wire-level tests of the emulator, with raw httpx and websockets only (never the package's client).
 
-The emulator must answer like the real Wiro API (see /work/shared/research/wiro-protocol.md);
-these tests pin the raw field names, string-typed numbers, socket frames and quirks.
+The emulator must answer like the real Wiro API (docs/protocol.md, "Wiro §n") and Dify API ("Dify §n");
+these tests pin the raw field names, string-typed numbers, socket frames, quirks, keys and fault knobs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import threading
 import wave
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def test_signature_project(emu: Emulator) -> None:
 
 
 def test_signature_vector_matches_research() -> None:
-    # Vectors from the official SDK tests (research §1): the test helper itself must be right.
+    # Vectors from the official SDK tests (docs/protocol.md, Wiro §1): the test helper itself must be right.
     assert signed("test-api-key", "test-secret", "1700000000000")["x-signature"] == (
         "2d99fa1b6934f66a712785d1b402997e1b13d9d7cd5e0085211dac133ae4a8ef")
 
@@ -183,7 +184,7 @@ def test_tool_list_types_search_categories_paging(http: httpx.Client) -> None:
     page = post(http, "/Tool/List", {"start": "2", "limit": "3"})
     assert page["total"] == everything["total"]
     assert [t["id"] for t in page["tool"]] == [t["id"] for t in everything["tool"][2:5]]
-    assert {t["cleanslugproject"] for t in post(http, "/Tool/List", {"search": "LLM"})["tool"]} == {"chat-llm"}
+    assert {t["cleanslugproject"] for t in post(http, "/Tool/List", {"search": "LLM"})["tool"]} == {"chat-llm", "stream-llm"}
     chat = post(http, "/Tool/List", {"categories": ["chat", "nonexistent"], "limit": 20})
     assert [t["cleanslugproject"] for t in chat["tool"]] == ["chat-llm"]
     assert post(http, "/Tool/List", {"slugowner": "someone-else"})["total"] == 0
@@ -308,7 +309,7 @@ def test_combinefileinput_url_array_and_repeated_multipart(emu: Emulator, http: 
     assert task["pexit"] == "0" and task["parameters"]["inputImages"] == urls
     assert len(emu.tasks[started["taskid"]].inputs["referenceImages"]) == 1
 
-    # multipart: the same field repeated, mixing a file and a URL string (research §4.1)
+    # multipart: the same field repeated, mixing a file and a URL string (Wiro §4.1)
     response = http.post("/Run/wiro/image-blend", data={"inputImages": urls[0], "mode": "average"},
                          files=[("inputImages", ("one.png", PNG, "image/png")),
                                 ("referenceImages", ("r1.png", PNG, "image/png")),
@@ -632,22 +633,252 @@ def test_fault_refuse_socket_and_stats(emu: Emulator, http: httpx.Client) -> Non
     assert emu.stats.count("Tool/Detail") == before + 1 and emu.stats.count("Run") >= 1
 
 
+def test_fault_respond_sends_exactly_the_canned_answer(emu: Emulator, http: httpx.Client) -> None:
+    odd = {"result": True, "errors": [], "tool": [{"parameters": [{"title": "Inputs", "items": [
+        {"id": "n", "type": "number", "minvalue": "0", "maxvalue": "1e999"}]}]}]}
+    emu.faults.respond("Tool/Detail", body=odd, times=2)
+    for _ in range(2):
+        canned = http.post("/Tool/Detail", json={"slugowner": "wiro", "slugproject": "slow"})
+        assert canned.status_code == 200 and canned.json() == odd
+        assert canned.headers["content-type"] == "application/json"
+    assert post(http, "/Tool/Detail", {"slugowner": "wiro", "slugproject": "slow"})["tool"][0]["title"] == "Slow"
+
+    line = "data: " + "x" * 200_000 + "\n\n"
+    emu.faults.respond("dify:chat-messages", status=201, body=line, content_type="text/event-stream",
+                       headers={"X-Test": "canned"})
+    raw = httpx.post(emu.dify_url + "/chat-messages", json={}, trust_env=False)  # before auth, like a proxy
+    assert (raw.status_code, raw.text, raw.headers["x-test"]) == (201, line, "canned")
+    assert raw.headers["content-type"] == "text/event-stream"
+    emu.faults.respond("Task/Detail", body=b"\xff\x00not json", content_type="application/octet-stream")
+    assert http.post("/Task/Detail", json={"taskid": "1"}).content == b"\xff\x00not json"
+
+
+def test_fault_redirect(emu: Emulator, http: httpx.Client) -> None:
+    target = f"{emu.api_url}/Tool/List"
+    emu.faults.redirect("Task/Detail", target, times=2)
+    for _ in range(2):
+        moved = http.post("/Task/Detail", json={"taskid": "1"})
+        assert (moved.status_code, moved.headers["location"], moved.content) == (307, target, b"")
+    assert http.post("/Task/Detail", json={"taskid": "1"}).json()["errors"][0]["code"] == 1  # used up
+    emu.faults.redirect("dify:info", "https://elsewhere.invalid/v1/info", status=302)
+    moved = httpx.get(emu.dify_url + "/info", headers={"Authorization": f"Bearer {emu.dify_chat_key}"}, trust_env=False)
+    assert (moved.status_code, moved.headers["location"]) == (302, "https://elsewhere.invalid/v1/info")
+    with pytest.raises(ValueError):
+        emu.faults.redirect("Run", target, status=200)
+
+
+def test_fault_retry_after_verbatim_and_the_path_rule(emu: Emulator, http: httpx.Client) -> None:
+    emu.faults.http_error("Tool/List", 503, retry_after="soon")
+    soon = http.post("/Tool/List", json={})
+    assert soon.status_code == 503 and soon.headers["retry-after"] == "soon" and "<html>" in soon.text
+    emu.faults.http_error("Tool/List", 429, retry_after=1.5)
+    assert http.post("/Tool/List", json={}).headers["retry-after"] == "1.5"
+
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    emu.faults.http_error("dify:chat-messages", 429, retry_after=date)
+    headers = {"Authorization": f"Bearer {emu.dify_chat_key}"}
+    limited = httpx.post(emu.dify_url + "/chat-messages", json={}, headers=headers, trust_env=False)
+    assert limited.status_code == 429 and limited.headers["retry-after"] == date
+    assert limited.json()["code"] == "too_many_requests" and limited.json()["status"] == 429
+
+    # A pattern names one service: "info" is a Wiro route name, "dify:info" the Dify one.
+    emu.faults.http_error("info", 500)
+    assert httpx.get(emu.dify_url + "/info", headers=headers, trust_env=False).status_code == 200
+    emu.faults.reset()
+    emu.faults.http_error("dify:", 500)  # every Dify route
+    assert http.post("/Tool/List", json={}).status_code == 200
+    broken = httpx.get(emu.dify_url + "/info", headers=headers, trust_env=False)
+    assert broken.status_code == 500 and broken.json()["code"] == "internal_server_error"
+    with pytest.raises(ValueError):
+        emu.faults.business_error("dify:chat-messages")
+
+
+def test_stats_count_dify_routes(emu: Emulator) -> None:
+    dify_before, wiro_before = emu.stats.count("dify:chat-messages"), emu.stats.count("chat-messages")
+    body = {"inputs": {}, "query": "count me", "user": "counted", "response_mode": "blocking"}
+    answer = httpx.post(emu.dify_url + "/chat-messages", json=body, trust_env=False,
+                        headers={"Authorization": f"Bearer {emu.dify_chat_key}"})
+    assert answer.status_code == 200
+    assert emu.stats.count("dify:chat-messages") == dify_before + 1
+    assert emu.stats.count("chat-messages") == wiro_before  # the Wiro namespace has no such route
+
+
+def test_fault_oversized_socket_frame(emu: Emulator, http: httpx.Client) -> None:
+    emu.faults.oversized_socket_frame(300_000, times=2)
+    with socket(emu) as ws:
+        queued_run(emu, http, ws, "wiro/kitchen-sink", {"prompt": "padded", "mode": "fast"})
+        raw: list[str] = []
+        while not raw or json.loads(raw[-1])["type"] not in TERMINAL:
+            message = ws.recv(timeout=10)
+            assert isinstance(message, str)
+            raw.append(message)
+    frames = [json.loads(text) for text in raw]
+    assert [f["type"] for f in frames[:2]] == ["task_accept", "task_assign"]
+    assert all(len(text.encode()) >= 300_000 and set(frame["padding"]) == {" "} for text, frame in zip(raw[:2], frames[:2],
+                                                                                                     strict=True))
+    assert all("padding" not in frame and len(text) < 10_000 for text, frame in zip(raw[2:], frames[2:], strict=True))
+
+
+def test_concurrency_limit_refuses_like_the_service_and_max_active(emu: Emulator) -> None:
+    # Its own emulator: the session one may still hold active tasks of earlier tests.
+    with Emulator(stage_delay=0) as own, httpx.Client(base_url=own.api_url, trust_env=False, timeout=10,
+                                                      headers={"x-api-key": own.api_key}) as client:
+        own.faults.concurrency_limit(2)
+        first, _ = (run(client, "wiro/slow", {"seconds": 600}) for _ in range(2))
+        refused = client.post("/Run/wiro/slow", json={"seconds": 600})
+        assert refused.status_code == 200
+        errors = refused.json()["errors"]
+        assert refused.json() == {"result": False, "errors": errors} and len(errors) == 1
+        assert errors[0]["code"] == 96 and errors[0]["message"].startswith("You have reached your concurrent task limit.")
+        assert len(own.tasks) == 2 and own.stats.max_active == 2  # nothing was started
+
+        own.wait_task(first["taskid"], statuses=("task_start",))
+        assert post(client, "/Task/Kill", {"taskid": first["taskid"]})["result"] is True
+        run(client, "wiro/slow", {"seconds": 600})  # a slot is free again
+        assert client.post("/Run/wiro/slow", json={"seconds": 600}).json()["errors"][0]["code"] == 96
+        own.faults.concurrency_limit(None)
+        run(client, "wiro/slow", {"seconds": 600})
+        assert own.stats.max_active == 3
+        own.stats.reset()
+        assert own.stats.max_active == 0
+        own.faults.concurrency_limit(0)
+        own.faults.reset()  # lifts it too
+        run(client, "wiro/kitchen-sink", {"prompt": "free", "mode": "fast"})
+        assert own.stats.max_active == 4
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+def test_keys_are_random_per_emulator_and_the_old_published_keys_are_refused(emu: Emulator) -> None:
+    names = ("api_key", "signature_key", "signature_secret", "dify_chat_key", "dify_agent_key", "dify_chatflow_key")
+    other = Emulator(stage_delay=0)  # keys exist before start()
+    mine, theirs = ([getattr(e, n) for n in names] for e in (emu, other))
+    assert len({*mine, *theirs}) == 12  # no key shared, within one emulator or between two
+    assert mine[0].startswith("wiro-demo-") and all(k.startswith("app-") for k in mine[3:])
+    assert all(len(k) >= 28 for k in mine)  # a prefix and 144 random bits
+    given = Emulator(stage_delay=0, api_key="wiro-demo-given-1234567890", dify_chat_key="app-given-0987654321")
+    assert (given.api_key, given.dify_chat_key) == ("wiro-demo-given-1234567890", "app-given-0987654321")
+    with pytest.raises(ValueError):
+        Emulator(dify_chat_key="app-same-key-000", dify_agent_key="app-same-key-000")
+
+    old_wiro = httpx.post(f"{emu.api_url}/Tool/List", json={}, headers={"x-api-key": "wiro-demo-key-0000000000"},
+                          trust_env=False)
+    assert old_wiro.status_code == 401
+    for old in ("app-emuChat7d1f0c2b9a4e5f60", "app-emuAgent3b8e5a61c0d2e4f", "app-emuFlow9c4d2e7f1a06b3c8"):
+        answer = httpx.get(emu.dify_url + "/info", headers={"Authorization": f"Bearer {old}"}, trust_env=False)
+        assert answer.status_code == 401 and answer.json()["code"] == "unauthorized"
+    assert httpx.get(emu.dify_url + "/info", headers={"Authorization": f"Bearer {emu.dify_agent_key}"},
+                     trust_env=False).json()["mode"] == "agent-chat"
+
+
+# --- the test-purpose models ---------------------------------------------------------------------
+
+
+def test_stream_llm_sends_exactly_frames_snapshots_of_exactly_chars(emu: Emulator, http: httpx.Client) -> None:
+    texts = {}
+    for chars, frames in ((5000, 37), (3, 5)):
+        with socket(emu) as ws:
+            token = queued_run(emu, http, ws, "wiro/stream-llm", {"prompt": "go", "chars": chars, "frames": frames})
+            received = frames_until(ws, token=token)
+        snapshots = [f["message"] for f in received if f["type"] == "task_output"]
+        assert len(snapshots) == frames
+        answers = ["".join(s["answer"]) for s in snapshots]
+        assert [len(a) for a in answers] == [chars * k // frames for k in range(1, frames + 1)]
+        assert all(later.startswith(earlier) for earlier, later in pairwise(answers))
+        assert all(s["type"] == "answer" and s["thinking"] == [] and s["raw"] == a for s, a in zip(snapshots, answers,
+                                                                                                     strict=True))
+        task = detail(http, tasktoken=token)
+        full = answers[-1]
+        assert task["debugoutput"] == full
+        assert task["outputs"] == [{"contenttype": "raw", "content": {"prompt": "go", "raw": full, "thinking": [],
+                                                                      "answer": [full]}}]
+        texts[chars] = full
+    again = run(http, "wiro/stream-llm", {"prompt": "again", "chars": 5000, "frames": 2})
+    assert emu.wait_task(again["taskid"]).debugoutput == texts[5000] and texts[5000].startswith(texts[3])  # deterministic
+    too_long = post(http, "/Run/wiro/stream-llm", {"prompt": "x", "chars": 2_000_001})
+    assert too_long["errors"] == [{"code": 0, "message": "Request parameter [chars] must be between 1 and 2000000"}]
+
+
+def test_named_output_declares_hostile_and_duplicate_names_verbatim(emu: Emulator, http: httpx.Client) -> None:
+    name, content_type = '<script>alert("x")</script>\'../../etc/passwd', 'text/html"><script>'
+    with socket(emu) as ws:
+        token = queued_run(emu, http, ws, "wiro/named-output",
+                           {"count": 3, "name": name, "contenttype": content_type, "text": "héllo"})
+        final = frames_until(ws, token=token)[-1]["message"]
+    task = detail(http, tasktoken=token)
+    assert final == task["outputs"] and len(final) == 3
+    assert all((o["name"], o["contenttype"]) == (name, content_type) for o in final)
+    urls = [o["url"] for o in final]
+    assert len(set(urls)) == 3
+    for output in final:
+        folder, served = output["url"].removeprefix(emu.base_url + "/files/").split("/")
+        assert all(c.isalnum() or c in "._-" for c in served) and served not in (".", "..") and folder
+        fetched = http.get(output["url"])
+        assert fetched.content == "héllo".encode() and output["size"] == str(len(fetched.content))
+        assert fetched.headers["content-type"] == "application/octet-stream"  # never the declared text
+    assert post(http, "/Task/InputOutputDelete", {"tasktoken": token})["result"] is True
+    assert all(http.get(url).status_code == 404 for url in urls)
+
+    pictures = run(http, "wiro/named-output", {"count": 2})
+    outputs = emu.wait_task(pictures["taskid"]).outputs
+    assert [(o["name"], o["contenttype"]) for o in outputs] == [("0.png", "image/png")] * 2
+    assert outputs[0]["url"] != outputs[1]["url"]
+    png = http.get(outputs[1]["url"])
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n") and png.headers["content-type"] == "image/png"
+
+
 # --- packaging -----------------------------------------------------------------------------------
+
+
+def emulator_imports() -> dict[str, set[str]]:
+    """Every emulator module and the modules it names in any import statement (lazy and TYPE_CHECKING ones too)."""
+    package = ROOT / "wiro_jupyter" / "emulator"
+    modules: dict[str, Path] = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    imports: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        named: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from this module's package, `level - 1` packages up
+                    base = ".".join([*here[: len(here) - node.level + 1], *([base] if base else [])])
+                named |= {base, *(f"{base}.{alias.name}" for alias in node.names)}
+            elif isinstance(node, ast.Import):
+                named |= {alias.name for alias in node.names}
+        imports[name] = named
+    return imports
 
 
 def test_emulator_imports_nothing_from_the_client() -> None:
     allowed_roots = set(sys.stdlib_module_names) | {"starlette", "uvicorn", "PIL"}
-    for path in (ROOT / "wiro_jupyter" / "emulator").glob("*.py"):
-        if path.name == "_dify.py":
-            continue  # another engineer's module
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                assert node.level == 1, f"{path.name} reaches out of the emulator package"
-            elif isinstance(node, ast.ImportFrom):
-                assert (node.module or "").split(".")[0] in allowed_roots, f"{path.name}: {node.module}"
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    assert alias.name.split(".")[0] in allowed_roots, f"{path.name}: {alias.name}"
+    for module, named in emulator_imports().items():
+        for target in named:
+            if target.startswith("wiro_jupyter"):
+                assert target.startswith("wiro_jupyter.emulator"), f"{module} reaches out of the emulator: {target}"
+            else:
+                assert target.split(".")[0] in allowed_roots, f"{module}: {target}"
+
+
+def test_emulator_modules_form_no_import_cycle() -> None:
+    imports = emulator_imports()
+    edges = {module: {t for t in named if t in imports and t != module} for module, named in imports.items()}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in edges[module]:
+            assert target not in path, "import cycle: " + " -> ".join([*path[path.index(target):], target])
+            if target not in done:
+                visit(target, [*path, target])
+        done.add(module)
+
+    for module in sorted(edges):
+        visit(module, [module])
+    assert len(edges) > 20 and "wiro_jupyter.emulator._state" in edges  # the walk saw the whole package
 
 
 def test_importing_the_emulator_is_cheap() -> None:
@@ -671,7 +902,7 @@ def test_cli_prints_urls_and_serves() -> None:
         threading.Thread(target=pump, daemon=True).start()
         try:
             seen: dict[str, str] = {}
-            while "Signature secret" not in seen:
+            while "Dify chatflow key" not in seen:
                 line = lines.get(timeout=20)
                 if ":" in line:
                     label, _, value = line.partition(":")
@@ -680,7 +911,11 @@ def test_cli_prints_urls_and_serves() -> None:
             assert seen["Socket URL"].startswith("ws://127.0.0.1:") and seen["Dify URL"].endswith("/dify/v1")
             answer = httpx.post(seen["API URL"] + "/Tool/List", json={}, headers={"x-api-key": seen["API key"]},
                                 trust_env=False)
-            assert answer.json()["result"] is True
+            assert answer.json()["result"] is True and seen["API key"].startswith("wiro-demo-")
+            for app, mode in (("chat", "chat"), ("agent", "agent-chat"), ("chatflow", "advanced-chat")):
+                info = httpx.get(seen["Dify URL"] + "/info", headers={"Authorization": f"Bearer {seen[f'Dify {app} key']}"},
+                                 trust_env=False)
+                assert info.json()["mode"] == mode
         finally:
             process.terminate()
             assert process.wait(timeout=15) == 0  # SIGTERM stops it cleanly

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
 
 _running: Any = None
 
@@ -33,14 +36,14 @@ def use_emulator(*, stage_delay: float = 0.15, quiet: bool = False) -> Any:
     return emu
 
 
-def emulator_chat_env(emu: Any) -> dict[str, str]:
-    """The Dify-compatible demo apps of an emulator, as WBOT_* variables (chat, agent, chatflow)."""
-    keys = {
-        "WBOT_API_KEY": getattr(emu, "dify_chat_key", None),
-        "WBOT_AGENT_KEY": getattr(emu, "dify_agent_key", None),
-        "WBOT_CHATFLOW_KEY": getattr(emu, "dify_chatflow_key", None),
+def emulator_chat_env(emu: Emulator) -> dict[str, str]:
+    """The Dify-compatible demo apps of an emulator (its own random keys), as WBOT_* variables."""
+    return {
+        "WBOT_API_URL": emu.dify_url,
+        "WBOT_API_KEY": emu.dify_chat_key,
+        "WBOT_AGENT_KEY": emu.dify_agent_key,
+        "WBOT_CHATFLOW_KEY": emu.dify_chatflow_key,
     }
-    return {"WBOT_API_URL": emu.dify_url, **{name: key for name, key in keys.items() if key}}
 
 
 def stop_emulator() -> None:

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--stage-delay", type=float, default=0.05, help="emulator seconds between task stages")
     p_demo.add_argument("notebooks", nargs="*", default=["01-quickstart.ipynb"], help="bundled notebooks to run")
     p_demo.set_defaults(func=demo)
-    p_emu = sub.add_parser("emulator", help="serve the emulator in the foreground (prints its URLs and demo key)")
+    p_emu = sub.add_parser("emulator", help="serve the emulator in the foreground (prints its URLs and random keys)")
     p_emu.add_argument("--port", type=int, default=0)
     p_emu.add_argument("--stage-delay", type=float, default=0.15)
     p_emu.set_defaults(func=emulator)

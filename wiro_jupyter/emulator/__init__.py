@@ -2,7 +2,8 @@
 
     from wiro_jupyter.emulator import Emulator
     with Emulator(stage_delay=0) as emu:
-        ...  # point a client at emu.api_url / emu.socket_url with emu.api_key
+        ...  # point a client at emu.api_url / emu.socket_url with emu.api_key (random per emulator),
+        ...  # a Dify client at emu.dify_url with emu.dify_chat_key; knobs: emu.faults, counters: emu.stats
 
 It is a separate world from the client (it imports nothing from `wiro_jupyter._*`),
 so a wire-format mistake on one side cannot hide behind the same mistake on the other.

@@ -1,4 +1,7 @@
-"""`python -m wiro_jupyter.emulator`: run the Wiro emulator in the foreground until Ctrl-C."""
+"""`python -m wiro_jupyter.emulator` (and `wiro-jupyter emulator`): run the emulator in the foreground until Ctrl-C.
+
+It prints its URLs and its keys, which are fresh random ones on every start unless `--api-key` is given.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +20,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port (default 0: a free port)")
     parser.add_argument("--stage-delay", type=float, default=0.15,
                         help="seconds between task lifecycle frames (default 0.15)")
-    parser.add_argument("--api-key", default=None, help="API key of the key-only project")
+    parser.add_argument("--api-key", default=None, help="API key of the key-only project (default: a random one)")
     parser.add_argument("--output-ttl", type=float, default=None, help="seconds before output files expire")
     args = parser.parse_args(list(argv) if argv is not None else None)
 
-    from ._server import DEFAULT_API_KEY, Emulator
+    from ._server import Emulator
 
-    emu = Emulator(port=args.port, host=args.host, stage_delay=args.stage_delay,
-                   api_key=args.api_key or DEFAULT_API_KEY, output_ttl=args.output_ttl)
+    emu = Emulator(port=args.port, host=args.host, stage_delay=args.stage_delay, api_key=args.api_key,
+                   output_ttl=args.output_ttl)
     try:
         emu.start()
     except RuntimeError as exc:
@@ -32,15 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     lines = [
         f"Wiro emulator running (stage delay {emu.stage_delay:g} s)",
-        f"API URL:          {emu.api_url}",
-        f"Socket URL:       {emu.socket_url}",
-        f"Dify URL:         {emu.dify_url}",
-        f"API key:          {emu.api_key}",
-        f"Signature key:    {emu.signature_key}",
-        f"Signature secret: {emu.signature_secret}",
+        f"API URL:           {emu.api_url}",
+        f"Socket URL:        {emu.socket_url}",
+        f"Dify URL:          {emu.dify_url}",
+        f"API key:           {emu.api_key}",
+        f"Signature key:     {emu.signature_key}",
+        f"Signature secret:  {emu.signature_secret}",
+        f"Dify chat key:     {emu.dify_chat_key}",
+        f"Dify agent key:    {emu.dify_agent_key}",
+        f"Dify chatflow key: {emu.dify_chatflow_key}",
         "",
         "For a client in another shell:",
         f"  export WIRO_API_URL={emu.api_url} WIRO_SOCKET_URL={emu.socket_url} WIRO_API_KEY={emu.api_key}",
+        f"  export WBOT_API_URL={emu.dify_url} WBOT_API_KEY={emu.dify_chat_key}",
         "Press Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)

@@ -1,182 +1,266 @@
-"""Fault knobs (`emu.faults`), the route names they match, and the middleware that plays HTTP faults.
+"""`Faults` (`emu.faults`): one set of bounded, resettable fault knobs for the Wiro and the Dify half.
 
-The knobs are set from any thread (behind a lock) and consumed on the server loop.
+Knobs are set from any thread (behind a lock) and consumed on the server loop. This module only
+keeps the books; `_gateway` plays the HTTP answers, the services play the rest.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from ._route_names import DIFY, route_matches
 
-if TYPE_CHECKING:
-    from ._app import EmulatorState
+CONCURRENCY_LIMIT = "You have reached your concurrent task limit. Wait for one of your tasks to finish, then run again."
 
 
-def route_of(path: str) -> str:
-    """`/v1/Task/Detail` → `Task/Detail`; `/files/x/y` → `files/x/y` (the name faults and stats use)."""
-    path = path.strip("/")
-    return path[3:] if path.startswith("v1/") else path
+@dataclass(frozen=True)
+class HttpError:
+    """An error answer in the shape of the service the route belongs to (see `_gateway`)."""
 
-
-def route_matches(route: str, pattern: str | None) -> bool:
-    """A knob's `path` matches the route itself, its tail (`Task/Detail`) or its head (`Run`)."""
-    pattern = (pattern or "").strip("/")
-    if not pattern:
-        return True
-    low, pat = route.lower(), pattern.lower()
-    return low == pat or low.endswith("/" + pat) or low.startswith(pat + "/")
-
-
-@dataclass
-class _HttpFault:
-    path: str
     status: int
-    times: int
-    retry_after: float | None
-    body: str | None
-
-    def response(self) -> Response:
-        headers = {} if self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
-        if self.body is not None:
-            return PlainTextResponse(self.body, self.status, headers=headers)
-        if self.status == 429:
-            return JSONResponse({"result": False, "errors": [{"code": 0, "message": "Too many requests"}]},
-                                self.status, headers=headers)
-        if self.status >= 502:
-            # What a proxy in front of the API sends: HTML, not the JSON envelope.
-            title = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable",
-                     504: "504 Gateway Time-out"}.get(self.status, f"{self.status} Error")
-            html = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>"
-                    "\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
-            return HTMLResponse(html, self.status, headers=headers)
-        if self.status >= 500:
-            return PlainTextResponse("Internal Server Error", self.status, headers=headers)
-        return JSONResponse({"result": False, "errors": [{"code": 0, "message": f"HTTP {self.status}"}]},
-                            self.status, headers=headers)
+    headers: dict[str, str]
 
 
-@dataclass
-class _BusinessFault:
-    path: str
+@dataclass(frozen=True)
+class CannedResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Redirect:
+    status: int
+    location: str
+
+
+@dataclass(frozen=True)
+class BusinessError:
     code: int
     message: str
+
+
+FrontFault = HttpError | CannedResponse | Redirect  # answered in front of the services, like a proxy would
+
+
+@dataclass
+class _Armed:
+    path: str
     times: int
+    fault: Any
+
+
+@dataclass
+class _SocketDrop:
+    after_frames: int
+    times: int
+    frames_seen: int = 0
+
+
+@dataclass
+class _Padding:
+    times: int
+    size: int
+
+
+@dataclass
+class _Knobs:
+    front: list[_Armed] = field(default_factory=list)
+    business: list[_Armed] = field(default_factory=list)
+    drop_socket: _SocketDrop | None = None
+    silent: bool = False
+    refuse: int = 0
+    oversized: _Padding | None = None
+    drop_stream: int = 0
+    concurrency: int | None = None
 
 
 class Faults:
-    """Bounded, resettable fault knobs (`emu.faults`). Set from any thread, consumed on the server loop."""
+    """Bounded, resettable fault knobs (`emu.faults`) for both services; `reset()` clears them all.
+
+    `path` names a route relative to the root of its service; the prefix `dify:` selects the Dify
+    half, so a pattern can never match both:
+
+    - Wiro: `"Tool/List"`, `"Task/Detail"`, `"Run"` (every Run), `"Run/wiro/slow"`, `"files"`.
+    - Dify: `"dify:chat-messages"` (also `dify:chat-messages/<task>/stop`), `"dify:files/upload"`,
+      `"dify:"` (every Dify route).
+
+    A pattern matches a route equal to it, or the route's leading or trailing path segments,
+    case-insensitively; `""` matches every route of both services (see `_route_names`).
+    HTTP knobs (`http_error`, `respond`, `redirect`) answer before authentication, like a proxy in
+    front of the service; when several match one request, the one set first wins.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._http: list[_HttpFault] = []
-        self._business: list[_BusinessFault] = []
-        self._drop_after: int | None = None
-        self._drop_times = 0
-        self._frames_seen = 0
-        self._silent = False
-        self._refuse = 0
+        self._knobs = _Knobs()
 
     def reset(self) -> None:
+        """Every knob off, including `concurrency_limit`."""
         with self._lock:
-            self._http.clear()
-            self._business.clear()
-            self._drop_after, self._drop_times, self._frames_seen = None, 0, 0
-            self._silent = False
-            self._refuse = 0
+            self._knobs = _Knobs()
 
-    def http_error(self, path: str = "", status: int = 500, times: int = 1, retry_after: float | None = None,
-                   body: str | None = None) -> None:
-        """The next `times` HTTP requests whose route matches `path` get `status` instead of an answer."""
+    # ---- HTTP, both services
+
+    def http_error(self, path: str, status: int = 500, times: int = 1, *,
+                   retry_after: float | str | None = None) -> None:
+        """The next `times` requests to `path` get HTTP `status` in the shape of their service.
+
+        Wiro: 4xx the JSON envelope, 500/501 plain text, 502 and up a proxy's HTML page.
+        Dify: 502-504 a proxy's HTML page, any other status Dify's JSON error. `retry_after` is sent
+        as the `Retry-After` header: a number as seconds, a string verbatim (`"soon"`, an HTTP date).
+        """
         if not 400 <= int(status) <= 599:
             raise ValueError("status must be 4xx or 5xx")
-        with self._lock:
-            self._http.append(_HttpFault(path, int(status), _bounded(times), retry_after, body))
+        headers = {}
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after if isinstance(retry_after, str) else f"{retry_after:g}"
+        self._arm("front", path, times, HttpError(int(status), headers))
 
-    def business_error(self, path: str = "Run", code: int = 96,
-                       message: str = "You have reached your concurrent task limit.", times: int = 1) -> None:
-        """The next `times` API calls matching `path` answer HTTP 200 `result:false` with this error."""
+    def respond(self, path: str, *, status: int = 200, body: bytes | str | dict[str, Any] | list[Any] = b"",
+                content_type: str = "application/json", headers: dict[str, str] | None = None,
+                times: int = 1) -> None:
+        """The next `times` requests to `path` get exactly this answer (a dict or list body is JSON-encoded).
+
+        For malformed server data: a Tool/Detail with odd numbers, oversized bodies or SSE lines.
+        """
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+        elif isinstance(body, str):
+            data = body.encode("utf-8")
+        else:
+            data = bytes(body)
+        answer_headers = {**(headers or {}), "content-type": content_type}
+        self._arm("front", path, times, CannedResponse(int(status), data, answer_headers))
+
+    def redirect(self, path: str, location: str, *, status: int = 307, times: int = 1) -> None:
+        """The next `times` requests to `path` get a redirect (`status`, empty body) to `location`."""
+        if not 300 <= int(status) <= 399:
+            raise ValueError("status must be 3xx")
+        self._arm("front", path, times, Redirect(int(status), location))
+
+    # ---- Wiro REST
+
+    def business_error(self, path: str = "Run", code: int = 96, message: str = CONCURRENCY_LIMIT,
+                       times: int = 1) -> None:
+        """The next `times` authenticated Wiro calls matching `path` answer HTTP 200 `result:false` with this error."""
+        if path.lower().startswith(DIFY):
+            raise ValueError("business errors are Wiro's envelope; Dify has none (use http_error)")
+        self._arm("business", path, times, BusinessError(int(code), message))
+
+    def concurrency_limit(self, n: int | None) -> None:
+        """While set, a Run that would make more than `n` of its project's tasks active is refused like the
+        real service does over the account's limit: HTTP 200, error code 96, nothing started. `None` lifts it."""
+        if n is not None and int(n) < 0:
+            raise ValueError("the limit must be 0 or more (or None)")
         with self._lock:
-            self._business.append(_BusinessFault(path, int(code), message, _bounded(times)))
+            self._knobs.concurrency = None if n is None else int(n)
+
+    # ---- Wiro task socket
 
     def drop_socket(self, after_frames: int = 3, times: int = 1) -> None:
         """After `after_frames` task frames (counted across connections) every open socket is cut abruptly."""
         with self._lock:
-            self._drop_after, self._drop_times, self._frames_seen = max(0, int(after_frames)), _bounded(times), 0
+            self._knobs.drop_socket = _SocketDrop(max(0, int(after_frames)), _bounded(times))
 
     def silent_socket(self, enabled: bool = True) -> None:
         """Sockets still accept and send `connected`, but no task frames (tasks progress regardless)."""
         with self._lock:
-            self._silent = bool(enabled)
+            self._knobs.silent = bool(enabled)
 
     def refuse_socket(self, times: int = 1) -> None:
         """The next `times` WebSocket handshakes are rejected (HTTP 403)."""
         with self._lock:
-            self._refuse = _bounded(times)
+            self._knobs.refuse = _bounded(times)
 
-    # consumers (server loop)
-
-    def take_http(self, route: str) -> _HttpFault | None:
-        return self._take(self._http, route)
-
-    def take_business(self, route: str) -> _BusinessFault | None:
-        return self._take(self._business, route)
-
-    def _take(self, knobs: list[Any], route: str) -> Any:
+    def oversized_socket_frame(self, size: int, times: int = 1) -> None:
+        """The next `times` task frames sent get an extra `"padding"` field that makes them at least `size` bytes."""
         with self._lock:
+            self._knobs.oversized = _Padding(_bounded(times), max(0, int(size)))
+
+    # ---- Dify streams
+
+    def drop_stream(self, times: int = 1) -> None:
+        """The next `times` Dify chat streams break after a few deltas (no message_end, connection cut)."""
+        with self._lock:
+            self._knobs.drop_stream = _bounded(times)
+
+    # ---- consumers (server loop)
+
+    def take_front(self, route: str) -> FrontFault | None:
+        fault: FrontFault | None = self._take("front", route)
+        return fault
+
+    def take_business(self, route: str) -> BusinessError | None:
+        fault: BusinessError | None = self._take("business", route)
+        return fault
+
+    @property
+    def concurrency(self) -> int | None:
+        return self._knobs.concurrency
+
+    @property
+    def silent(self) -> bool:
+        return self._knobs.silent
+
+    def take_refuse(self) -> bool:
+        with self._lock:
+            if self._knobs.refuse > 0:
+                self._knobs.refuse -= 1
+                return True
+            return False
+
+    def take_padding(self) -> int | None:
+        """The size the next task frame must reach, if `oversized_socket_frame` is armed."""
+        with self._lock:
+            knob = self._knobs.oversized
+            if knob is None:
+                return None
+            knob.times -= 1
+            if knob.times <= 0:
+                self._knobs.oversized = None
+            return knob.size
+
+    def count_task_frame(self) -> bool:
+        """Count one sent task frame; True when the sockets must be dropped now."""
+        with self._lock:
+            drop = self._knobs.drop_socket
+            if drop is None:
+                return False
+            drop.frames_seen += 1
+            if drop.frames_seen < drop.after_frames:
+                return False
+            drop.frames_seen = 0
+            drop.times -= 1
+            if drop.times <= 0:
+                self._knobs.drop_socket = None
+            return True
+
+    def take_drop_stream(self) -> bool:
+        with self._lock:
+            if self._knobs.drop_stream > 0:
+                self._knobs.drop_stream -= 1
+                return True
+            return False
+
+    def _arm(self, kind: Literal["front", "business"], path: str, times: int, fault: Any) -> None:
+        with self._lock:
+            getattr(self._knobs, kind).append(_Armed(path, _bounded(times), fault))
+
+    def _take(self, kind: Literal["front", "business"], route: str) -> Any:
+        with self._lock:
+            knobs: list[_Armed] = getattr(self._knobs, kind)
             for knob in knobs:
                 if route_matches(route, knob.path):
                     knob.times -= 1
                     if knob.times <= 0:
                         knobs.remove(knob)
-                    return knob
+                    return knob.fault
         return None
-
-    def take_refuse(self) -> bool:
-        with self._lock:
-            if self._refuse > 0:
-                self._refuse -= 1
-                return True
-            return False
-
-    @property
-    def silent(self) -> bool:
-        return self._silent
-
-    def count_task_frame(self) -> bool:
-        """Count one sent task frame; True when the sockets must be dropped now."""
-        with self._lock:
-            if self._drop_after is None:
-                return False
-            self._frames_seen += 1
-            if self._frames_seen < self._drop_after:
-                return False
-            self._frames_seen = 0
-            self._drop_times -= 1
-            if self._drop_times <= 0:
-                self._drop_after = None
-            return True
 
 
 def _bounded(times: int) -> int:
     return max(1, min(int(times), 10_000))
-
-
-class FaultMiddleware:
-    """Counts every HTTP request and plays `faults.http_error` in front of the app, like a proxy would."""
-
-    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
-        self.app, self.state = app, state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            route = route_of(scope["path"])
-            self.state.stats.requests[route] += 1
-            fault = self.state.faults.take_http(route)
-            if fault is not None:
-                await fault.response()(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

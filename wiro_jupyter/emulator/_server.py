@@ -1,4 +1,4 @@
-"""`Emulator`: the local Wiro API (REST + task socket + Dify mount) on uvicorn, in a daemon thread.
+"""`Emulator`: the local Wiro API (REST + task socket) and Dify-compatible chat API on uvicorn, in a daemon thread.
 
 The server runs on its own event loop in its own thread, so it works the same
 from scripts, tests and notebooks (whose kernel loop it never touches). Only
@@ -13,40 +13,43 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._keys import Keys
+
 if TYPE_CHECKING:
     import asyncio
 
-    from ._app import EmulatorState, Faults, Stats, TaskRecord
+    from ._faults import Faults
+    from ._state import EmulatorState
+    from ._stats import Stats
+    from .dify._world import DifyWorld
+    from .wiro._records import TaskRecord
 
-DEFAULT_API_KEY = "wiro-demo-key-0000000000"
-DEFAULT_SIGNATURE_KEY = "wiro-signed-key-000000000"
-DEFAULT_SIGNATURE_SECRET = "wiro-signed-secret-0000000"
 START_TIMEOUT = 15.0
 
 
 class Emulator:
     """A local stand-in for api.wiro.ai + socket.wiro.ai (+ a Dify-compatible chat API).
 
+    Every emulator has its own random keys unless they are given; read them from its properties:
+
     >>> with Emulator(stage_delay=0) as emu:   # doctest: +SKIP
-    ...     emu.api_url, emu.socket_url, emu.api_key
+    ...     emu.api_url, emu.socket_url, emu.api_key, emu.dify_url, emu.dify_chat_key
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", stage_delay: float = 0.15,
-                 api_key: str = DEFAULT_API_KEY, output_ttl: float | None = None,
-                 signature_key: str = DEFAULT_SIGNATURE_KEY, signature_secret: str = DEFAULT_SIGNATURE_SECRET) -> None:
-        from ._app import EmulatorState
+                 api_key: str | None = None, output_ttl: float | None = None,
+                 signature_key: str | None = None, signature_secret: str | None = None, *,
+                 dify_chat_key: str | None = None, dify_agent_key: str | None = None,
+                 dify_chatflow_key: str | None = None) -> None:
+        from ._state import EmulatorState
 
-        if api_key == signature_key:
-            raise ValueError("api_key and signature_key must differ")
         self.host = host
-        self.api_key = api_key
-        self.signature_key = signature_key
-        self.signature_secret = signature_secret
+        self._keys = Keys.generate(api_key=api_key, signature_key=signature_key, signature_secret=signature_secret,
+                                   dify_chat_key=dify_chat_key, dify_agent_key=dify_agent_key,
+                                   dify_chatflow_key=dify_chatflow_key)
         self._requested_port = port
-        self._state: EmulatorState = EmulatorState(
-            api_key=api_key, signature_key=signature_key, signature_secret=signature_secret,
-            stage_delay=max(0.0, float(stage_delay)), output_ttl=output_ttl,
-        )
+        self._state: EmulatorState = EmulatorState(keys=self._keys, stage_delay=max(0.0, float(stage_delay)),
+                                                   output_ttl=output_ttl)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -76,14 +79,47 @@ class Emulator:
     def dify_url(self) -> str:
         return f"{self.base_url}/dify/v1"
 
+    # ---- keys
+
+    @property
+    def api_key(self) -> str:
+        """The key of the key-only Wiro project (`x-api-key`)."""
+        return self._keys.api_key
+
+    @property
+    def signature_key(self) -> str:
+        """The key of the Wiro project that requires signatures (with `signature_secret`)."""
+        return self._keys.signature_key
+
+    @property
+    def signature_secret(self) -> str:
+        return self._keys.signature_secret
+
+    @property
+    def dify_chat_key(self) -> str:
+        """The Dify app in mode "chat" (an echo that remembers the conversation)."""
+        return self._keys.dify_chat_key
+
+    @property
+    def dify_agent_key(self) -> str:
+        """The Dify app in mode "agent-chat" (a tool that draws a picture)."""
+        return self._keys.dify_agent_key
+
+    @property
+    def dify_chatflow_key(self) -> str:
+        """The Dify app in mode "advanced-chat" (a chatflow with workflow events)."""
+        return self._keys.dify_chatflow_key
+
     # ---- knobs and inspection
 
     @property
     def faults(self) -> Faults:
+        """The fault knobs of both services (see `Faults` for the path rule)."""
         return self._state.faults
 
     @property
     def stats(self) -> Stats:
+        """Request, socket and task counters of both services."""
         return self._state.stats
 
     @property
@@ -93,8 +129,13 @@ class Emulator:
 
     @property
     def state(self) -> EmulatorState:
-        """The server-side state (for the Dify mount and white-box tests)."""
+        """The server-side state (for white-box tests)."""
         return self._state
+
+    @property
+    def dify(self) -> DifyWorld:
+        """The Dify half's state: its apps, conversations, stop flags, `messages_order`."""
+        return self._state.dify
 
     @property
     def stage_delay(self) -> float:
@@ -138,10 +179,8 @@ class Emulator:
 
         import uvicorn
 
-        from ._dify import create_app as create_dify_app
-
         state = self._state
-        app = state.create_app(create_dify_app(self))
+        app = state.create_app()
         # websockets-sansio, not the legacy "websockets" implementation, which warns on import
         # (UvicornDeprecationWarning is a UserWarning: it would show in notebooks).
         config = uvicorn.Config(app, host=self.host, port=self._requested_port, log_level="warning",

@@ -1,4 +1,5 @@
-"""Projects (API keys, optional signature secrets) and the authentication of each API call (§1)."""
+"""Projects (API keys, optional signature secrets) and the authentication of each API call
+(docs/protocol.md, Wiro §1)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ._ids import hex_id
 @dataclass
 class Project:
     key: str
-    secret: str | None  # None: key-only project; else signatures are required (§1)
+    secret: str | None  # None: key-only project; else signatures are required (Wiro §1)
     id: str
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     revoked: bool = False
@@ -32,11 +33,11 @@ def authenticate(projects: dict[str, Project], request: Request) -> Project | Re
     if project is None or project.revoked:
         return fail(0, NOT_FOUNDED, 401)
     if project.secret is None:
-        return project  # key-only project; extra signature headers are ignored (§1 [?])
+        return project  # key-only project; extra signature headers are ignored (Wiro §1: unconfirmed)
     nonce, signature = request.headers.get("x-nonce"), request.headers.get("x-signature")
     if not nonce or not signature:
         return fail(0, SIGNATURE_REQUIRED, 401)
-    # hex HMAC-SHA256, key = API key, message = secret + nonce (§1)
+    # hex HMAC-SHA256, key = API key, message = secret + nonce (Wiro §1)
     expected = hmac.new(key.encode(), (project.secret + nonce).encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature) or nonce in project.nonces:
         return fail(0, NOT_VALID, 401)  # wrong signature, or a replayed nonce

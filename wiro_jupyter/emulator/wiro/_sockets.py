@@ -1,6 +1,7 @@
-"""The task WebSocket (§8, §9): connections, which task tokens each listens to, frames in and out.
+"""The task WebSocket (Wiro §8, §9): connections, which task tokens each listens to, frames in and out.
 
-The socket faults (`refuse_socket`, `silent_socket`, `drop_socket`) are played here.
+The socket faults (`refuse_socket`, `silent_socket`, `drop_socket`, `oversized_socket_frame`) are
+played here. References like "Wiro §8" are sections of docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -9,12 +10,24 @@ import asyncio
 import json
 import threading
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket
 
-if TYPE_CHECKING:
-    from ._app import EmulatorState
+from .._faults import Faults
+from .._stats import Stats
+from ._tasks import TaskEngine
+
+
+class SocketHost(Protocol):
+    """What the socket hub needs from the emulator's state."""
+
+    @property
+    def faults(self) -> Faults: ...
+    @property
+    def stats(self) -> Stats: ...
+    @property
+    def engine(self) -> TaskEngine: ...
 
 
 class _Connection:
@@ -33,9 +46,9 @@ class _Connection:
 
 
 class SocketHub:
-    """Connections and which task tokens each listens to (many per connection, §8)."""
+    """Connections and which task tokens each listens to (many per connection, Wiro §8)."""
 
-    def __init__(self, state: EmulatorState) -> None:
+    def __init__(self, state: SocketHost) -> None:
         self.state = state
         self.connections: set[_Connection] = set()
         self.listeners: dict[str, set[_Connection]] = {}
@@ -44,7 +57,7 @@ class SocketHub:
 
     def register(self, conn: _Connection, token: str) -> None:
         if token in conn.tokens:
-            return  # duplicates ignored (§8)
+            return  # duplicates ignored (Wiro §8)
         conn.tokens.add(token)
         self.listeners.setdefault(token, set()).add(conn)
 
@@ -60,10 +73,12 @@ class SocketHub:
                 self.state.engine.on_last_listener_gone(token)
 
     def broadcast(self, token: str, frame: dict[str, Any]) -> None:
-        if self.state.faults.silent:
+        listeners = self.listeners.get(token, ())
+        if self.state.faults.silent or not listeners:
             return
-        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
-        for conn in self.listeners.get(token, ()):
+        size = self.state.faults.take_padding()
+        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False) if size is None else _padded(frame, size)
+        for conn in listeners:
             conn.push(text)
 
     def send_binary(self, token: str, data: bytes) -> None:
@@ -93,7 +108,7 @@ class SocketHub:
         state.stats.socket_connections += 1
         conn = _Connection(ws)
         self.connections.add(conn)
-        conn.push(json.dumps({"type": "connected", "version": "1.0"}), task_frame=False)  # welcome frame (§8)
+        conn.push(json.dumps({"type": "connected", "version": "1.0"}), task_frame=False)  # welcome frame (Wiro §8)
         reader = asyncio.get_running_loop().create_task(self._read(conn))
         writer = asyncio.get_running_loop().create_task(self._write(conn))
         try:
@@ -144,9 +159,9 @@ class SocketHub:
         kind, token = frame.get("type"), str(frame.get("tasktoken") or "")
         task = self.state.engine.by_token.get(token)
         if task is None:
-            return  # unknown tokens are ignored (§8)
+            return  # unknown tokens are ignored (Wiro §8)
         if kind == "task_info":
-            # No ack and no replay of past frames: late listeners sync with Task/Detail (§8).
+            # No ack and no replay of past frames: late listeners sync with Task/Detail (Wiro §8).
             self.register(conn, token)
             task.listener.set()
             with self._registered:
@@ -158,10 +173,17 @@ class SocketHub:
             task.audio.put_nowait("interrupt")
 
     def _on_binary(self, data: bytes) -> None:
-        # Realtime audio: ASCII token, "|", raw PCM16 (§9).
+        # Realtime audio: ASCII token, "|", raw PCM16 (Wiro §9).
         head, sep, pcm = data.partition(b"|")
         if not sep:
             return
         task = self.state.engine.by_token.get(head.decode("ascii", errors="replace"))
         if task is not None and task.realtime and task.status == "task_start":
             task.audio.put_nowait(pcm)
+
+
+def _padded(frame: dict[str, Any], size: int) -> str:
+    """`frame` with a `"padding"` field of spaces that brings its UTF-8 form to at least `size` bytes."""
+    bare = json.dumps({**frame, "padding": ""}, separators=(",", ":"), ensure_ascii=False)
+    extra = max(0, size - len(bare.encode("utf-8")))
+    return json.dumps({**frame, "padding": " " * extra}, separators=(",", ":"), ensure_ascii=False)

@@ -1,23 +1,33 @@
-"""The catalogue as the API shows it: the Tool/* routes (§3, §4)."""
+"""The catalogue as the API shows it: the Tool/* routes (docs/protocol.md, Wiro §3, §4)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.responses import Response
 
+from ._auth import Project
+from ._catalogue import Catalogue
 from ._envelope import fail, ok
 from ._models import ModelSpec
 from ._parameters import to_int
-
-if TYPE_CHECKING:
-    from ._app import EmulatorState
-    from ._auth import Project
+from ._tasks import TaskEngine
 
 
-def tool_item(state: EmulatorState, spec: ModelSpec) -> dict[str, Any]:
-    stat = state.taskstats[spec.id]
+class ToolHost(Protocol):
+    """What the Tool/* routes need from the emulator's state."""
+
+    @property
+    def catalogue(self) -> Catalogue: ...
+    @property
+    def engine(self) -> TaskEngine: ...
+    @property
+    def base_url(self) -> str: ...
+
+
+def tool_item(state: ToolHost, spec: ModelSpec) -> dict[str, Any]:
+    stat = state.engine.taskstats[spec.id]
     return {
         "id": spec.id, "title": spec.title, "slugowner": spec.owner, "slugproject": spec.project,
         "cleanslugowner": spec.owner, "cleanslugproject": spec.clean, "description": spec.description,
@@ -26,13 +36,13 @@ def tool_item(state: EmulatorState, spec: ModelSpec) -> dict[str, Any]:
         "marketplace": 1, "onlymembers": "0", "averagepoint": "5.00", "commentcount": "0",
         "dynamicprice": spec.dynamicprice, "cps": spec.cps,
         "approximatelycost": (f"{spec.price:.4f}".rstrip("0").rstrip(".") or "0"),
-        # strings except runcount (§3)
+        # strings except runcount (Wiro §3)
         "taskstat": {"runcount": stat["run"], "successcount": str(stat["success"]),
                      "errorcount": str(stat["error"]), "lastruntime": str(stat["last"])},
     }
 
 
-async def tool_list(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+async def tool_list(state: ToolHost, project: Project, body: dict[str, Any]) -> Response:
     start = max(0, to_int(body.get("start"), 0))
     limit = to_int(body.get("limit"), 20)
     limit = 20 if limit <= 0 else min(limit, 1000)
@@ -55,10 +65,10 @@ async def tool_list(state: EmulatorState, project: Project, body: dict[str, Any]
     elif sort == "title":
         models.sort(key=lambda s: s.title.lower(), reverse=order == "DESC")
     page = models[start: start + limit]
-    return ok(total=len(models), tool=[tool_item(state, s) for s in page])  # `total` is a number here (§3)
+    return ok(total=len(models), tool=[tool_item(state, s) for s in page])  # `total` is a number here (Wiro §3)
 
 
-def _parameters(state: EmulatorState, spec: ModelSpec) -> list[dict[str, Any]]:
+def _parameters(state: ToolHost, spec: ModelSpec) -> list[dict[str, Any]]:
     groups = json.loads(json.dumps(spec.groups))
     for item in (i for g in groups for i in g["items"]):
         for option in item.get("options", []):
@@ -67,17 +77,17 @@ def _parameters(state: EmulatorState, spec: ModelSpec) -> list[dict[str, Any]]:
     return groups
 
 
-async def tool_detail(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+async def tool_detail(state: ToolHost, project: Project, body: dict[str, Any]) -> Response:
     spec = state.catalogue.find(str(body.get("slugowner") or ""), str(body.get("slugproject") or ""))
     if spec is None:
         return fail(1, "slug-owner-project-not-exist")
     item = tool_item(state, spec)
     item.update(readme=spec.readme, parameters=_parameters(state, spec), inspire=list(spec.inspire), samples=[],
                 ratedusercount="0", seotitle=spec.title)
-    return ok(tool=[item])  # an array with one element (§4)
+    return ok(tool=[item])  # an array with one element (Wiro §4)
 
 
-async def tool_explore(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+async def tool_explore(state: ToolHost, project: Project, body: dict[str, Any]) -> Response:
     tools = [{"id": s.id, "cleanslugowner": s.owner, "cleanslugproject": s.clean,
               "image": f"{state.base_url}/files/covers/{s.clean}.jpg", "description": s.description,
               "categories": list(s.categories), "commentcount": "0", "ratedusercount": "0",

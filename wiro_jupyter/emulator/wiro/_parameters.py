@@ -1,4 +1,7 @@
-"""Run parameters: the coercions the server applies, and validating a Run body against a model's items (§4.1, §6)."""
+"""Run parameters: the coercions the server applies, and validating a Run body against a model's items.
+
+References like "Wiro §4.1" are sections of docs/protocol.md.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from ._models import FILE_TYPES, NUMERIC_TYPES, SELECT_TYPES, InputFile, ModelSp
 
 
 def wire_string(value: Any) -> Any:
-    """Coerce an input to the strings the server echoes in `parameters` (§6: `maxImages` → "1")."""
+    """Coerce an input to the strings the server echoes in `parameters` (Wiro §6: `maxImages` → "1")."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -71,7 +74,7 @@ def missing(value: Any) -> bool:
 
 
 def url_list(value: Any) -> list[str]:
-    """URLs from a JSON array, a repeated multipart field, or a comma-separated companion (§4.1)."""
+    """URLs from a JSON array, a repeated multipart field, or a comma-separated companion (Wiro §4.1)."""
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value if isinstance(v, str) and v.strip()]
     if isinstance(value, str):
@@ -89,14 +92,14 @@ Prepared = tuple[dict[str, Any], dict[str, Any], dict[str, list[InputFile]]]
 
 async def prepare(spec: ModelSpec, body: dict[str, Any], files: dict[str, list[UploadFile]], store: FileStore,
                   base_url: str) -> str | Prepared:
-    """Validate like the real server (first error wins, §2 texts) and build the task's inputs.
+    """Validate like the real server (first error wins, Wiro §2 texts) and build the task's inputs.
 
     Returns the error text, or (echoed parameters, effective typed values, input files by parameter).
     """
     parameters: dict[str, Any] = {k: wire_string(v) for k, v in body.items()}
     values: dict[str, Any] = {}
     inputs: dict[str, list[InputFile]] = {}
-    folder = random_token()  # /v1/File/<token>/… for this run's uploads (§5)
+    folder = random_token()  # /v1/File/<token>/… for this run's uploads (Wiro §5)
     declared = {item["id"] for item in spec.items}
     for item in spec.items:
         pid, kind = item["id"], item["type"]
@@ -106,7 +109,7 @@ async def prepare(spec: ModelSpec, body: dict[str, Any], files: dict[str, list[U
             if entries:
                 urls = [e.url for e in entries]
                 parameters[pid] = urls[0] if kind == "fileinput" and len(urls) == 1 else urls
-            companion = pid + "Url"  # its own declared `text` parameter (§4.1)
+            companion = pid + "Url"  # its own declared `text` parameter (Wiro §4.1)
             if companion in declared or companion in body:
                 entries += [store.input_from_url(url, base_url) for url in url_list(body.get(companion))]
             if not entries and item["required"]:
@@ -117,7 +120,7 @@ async def prepare(spec: ModelSpec, body: dict[str, Any], files: dict[str, list[U
             inputs[pid] = entries
             continue
         value = body.get(pid)
-        # An empty-string option is a real choice ("match input", research §4.1), not a missing value.
+        # An empty-string option is a real choice ("match input", Wiro §4.1), not a missing value.
         chosen_empty = value == "" and kind in SELECT_TYPES and "" in {o["value"] for o in item.get("options", [])}
         if missing(value) and not chosen_empty:
             if item["required"]:

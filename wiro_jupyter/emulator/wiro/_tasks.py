@@ -1,7 +1,8 @@
-"""Task records and their progression through the statuses (§6, §8); the Task/* routes.
+"""The task engine: tasks' progression through the statuses (Wiro §6, §8), and the Task/* routes.
 
 Everything here runs on the server loop, except `TaskEngine.wait_task` (another thread,
-through a condition) and the `paused` flag.
+through a condition) and the `paused` flag. References like "Wiro §8" are sections of
+docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -13,106 +14,56 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections import Counter, defaultdict
+from typing import Any, Protocol
 
 from starlette.responses import Response
 
+from .._stats import Stats
+from ._auth import Project
 from ._envelope import NO_TASK, fail, ok
-from ._files import StoredFile
-from ._ids import cdn_folder, hex_id, random_token, unix_now
+from ._files import FileStore, StoredFile
+from ._ids import hex_id, random_token, unix_now
 from ._models import InputFile, ModelFailure, ModelSpec
 from ._parameters import missing, to_int
-from ._runs import TaskRun
-
-if TYPE_CHECKING:
-    from ._app import EmulatorState
-    from ._auth import Project
-
-TERMINAL = ("task_postprocess_end", "task_cancel")
-PRE_RUN = ("task_accept", "task_assign", "task_preprocess_start", "task_preprocess_end", "task_start")
-STATUS_TIMES = {
-    "task_queue": "createtime", "task_accept": "accepttime", "task_assign": "assigntime",
-    "task_preprocess_start": "preprocessstarttime", "task_preprocess_end": "preprocessendtime",
-    "task_start": "starttime", "task_end": "endtime", "task_postprocess_start": "postprocessstarttime",
-    "task_postprocess_end": "postprocessendtime", "task_cancel": "canceltime",
-}
+from ._records import PRE_RUN, STATUS_TIMES, TERMINAL, TaskRecord
+from ._task_run import TaskRun
 
 
-@dataclass(eq=False)
-class TaskRecord:
-    """One task as the emulator knows it. `detail()` is its Task/Detail wire form (§6); `record["status"]` works too."""
+class FrameSink(Protocol):
+    """Where task frames go (`_sockets.SocketHub`)."""
 
-    id: str
-    token: str
-    project: Project
-    spec: ModelSpec
-    parameters: dict[str, Any]  # echoed, string-coerced
-    values: dict[str, Any]  # effective typed values for the model run
-    inputs: dict[str, list[InputFile]]
-    callback_url: str = ""
-    status: str = "task_queue"
-    pexit: str | None = None
-    times: dict[str, str] = field(default_factory=lambda: dict.fromkeys(STATUS_TIMES.values(), "0"))
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    debugoutput: str = ""
-    debugerror: str = ""
-    totalcost: str = "0"
-    started_at: float | None = None
-    ended_at: float | None = None
-    turns: int = 0
-    progress_frames: int = 0
-    llm: dict[str, Any] | None = None
-    folder_id: str = field(default_factory=hex_id)
-    cdn: str = field(default_factory=cdn_folder)
-    runner: asyncio.Task[None] | None = None
-    listener: asyncio.Event = field(default_factory=asyncio.Event)
-    audio: asyncio.Queue[bytes | str | None] = field(default_factory=asyncio.Queue)
+    def broadcast(self, token: str, frame: dict[str, Any]) -> None: ...
+    def send_binary(self, token: str, data: bytes) -> None: ...
+
+
+class EngineHost(Protocol):
+    """What the engine needs from the emulator's state."""
 
     @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
+    def stage_delay(self) -> float: ...
     @property
-    def realtime(self) -> bool:
-        return self.spec.price_method == "cp-realtimeturn"
-
-    def elapsed(self) -> float:
-        if self.started_at is None:
-            return 0.0
-        return max(0.0, (self.ended_at or time.time()) - self.started_at)
-
-    def detail(self) -> dict[str, Any]:
-        spec = self.spec
-        return {
-            "id": self.id, "uuid": self.project.uuid, "name": "", "description": "",
-            "socketaccesstoken": self.token, "parameters": dict(self.parameters),
-            "debugoutput": self.debugoutput, "debugerror": self.debugerror,
-            "status": self.status, "pexit": self.pexit,  # null while running (§6)
-            **self.times,
-            "elapsedseconds": f"{self.elapsed():.4f}", "cps": spec.cps, "totalcost": self.totalcost,
-            "guestid": None, "projectid": self.project.id, "modelid": spec.id, "runtype": "model",
-            "callbackurl": self.callback_url, "marketplaceid": None,
-            "categories": json.dumps(list(spec.categories)),  # a JSON string (§6 [?], ALTU)
-            "dynamicprice": spec.dynamicprice, "modeldescription": spec.description,
-            "modelslugowner": spec.owner, "modelslugproject": spec.clean,
-            "size": str(sum(int(o.get("size", 0)) for o in self.outputs if "size" in o)),
-            "outputs": [dict(o) for o in self.outputs],
-        }
-
-    def __getitem__(self, key: str) -> Any:
-        return self.detail()[key]
+    def output_ttl(self) -> float | None: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def files(self) -> FileStore: ...
+    @property
+    def stats(self) -> Stats: ...
+    @property
+    def hub(self) -> FrameSink: ...
 
 
 class TaskEngine:
     """The tasks (by id and by socket token) and their way from task_queue to a terminal status."""
 
-    def __init__(self, state: EmulatorState) -> None:
-        self.state = state
+    def __init__(self, host: EngineHost) -> None:
+        self.host = host
         self.tasks: dict[str, TaskRecord] = {}
         self.by_token: dict[str, TaskRecord] = {}
+        self.active: set[TaskRecord] = set()  # not terminal yet
+        self.taskstats: defaultdict[str, Counter[str]] = defaultdict(Counter)  # by model id: Tool/List `taskstat`
+        self.sessions: dict[str, list[str]] = {}  # LLM memory: prompts by session_id
         self.loop: asyncio.AbstractEventLoop | None = None
         self.paused = False
         self._queue_event: asyncio.Event | None = None
@@ -122,7 +73,7 @@ class TaskEngine:
         self._background: set[asyncio.Task[Any]] = set()
         self._status_changed = threading.Condition()
 
-    # lifecycle (see EmulatorState)
+    # lifecycle (see `_state.EmulatorState`)
 
     def on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -163,7 +114,7 @@ class TaskEngine:
         return self.tasks.get(ident) or self.by_token[ident]
 
     async def delay(self, factor: float = 1.0) -> None:
-        seconds = self.state.stage_delay * factor
+        seconds = self.host.stage_delay * factor
         await asyncio.sleep(seconds if seconds > 0 else 0)  # 0 still yields to the loop between frames
 
     def _spawn(self, coro: Any) -> None:
@@ -181,37 +132,56 @@ class TaskEngine:
         self._next_task_id += 1
         self.tasks[task.id] = task
         self.by_token[task.token] = task
-        stat = self.state.taskstats[spec.id]
+        self.active.add(task)
+        self.host.stats.note_active(len(self.active))
+        stat = self.taskstats[spec.id]
         stat["run"] += 1
         stat["last"] = int(time.time())
         self._advance(task, "task_queue")
         task.runner = asyncio.get_running_loop().create_task(self._lifecycle(task))
         return task
 
+    def active_count(self, project: Project) -> int:
+        return sum(1 for task in self.active if task.project is project)
+
+    # RunHost (what `TaskRun` calls)
+
     def emit(self, task: TaskRecord, type_: str, message: Any = None) -> None:
-        # Frame envelope (§8).
-        self.state.hub.broadcast(task.token, {"type": type_, "id": task.id, "tasktoken": task.token,
-                                              "message": message, "result": True})
+        # Frame envelope (Wiro §8).
+        self.send_frame(task, {"type": type_, "id": task.id, "tasktoken": task.token, "message": message,
+                               "result": True})
+
+    def send_frame(self, task: TaskRecord, frame: dict[str, Any]) -> None:
+        self.host.hub.broadcast(task.token, frame)
+
+    def send_binary(self, task: TaskRecord, data: bytes) -> None:
+        self.host.hub.send_binary(task.token, data)
+
+    def session(self, session_id: str) -> list[str]:
+        return self.sessions.setdefault(session_id, [])
 
     def _advance(self, task: TaskRecord, status: str, message: Any = None) -> None:
         task.status = status
         task.times[STATUS_TIMES[status]] = unix_now()
+        if status in TERMINAL:
+            self.active.discard(task)
         self.emit(task, status, message)
         with self._status_changed:
             self._status_changed.notify_all()
 
-    def add_output(self, task: TaskRecord, stored: StoredFile) -> None:
-        state = self.state
-        if state.output_ttl is not None:
-            stored.expires_at = time.time() + state.output_ttl
-        state.files.put(task.cdn, stored)
+    def add_output(self, task: TaskRecord, name: str, stored: StoredFile) -> None:
+        """Record an output under the `name` the model declared; the bytes go to a URL-safe path of the store's."""
+        host = self.host
+        if host.output_ttl is not None:
+            stored.expires_at = time.time() + host.output_ttl
+        served = host.files.put_unique(task.cdn, stored)
         now = unix_now()
         task.outputs.append({
-            "id": hex_id(), "name": stored.name, "contenttype": stored.content_type, "parentid": task.folder_id,
+            "id": hex_id(), "name": name, "contenttype": stored.content_type, "parentid": task.folder_id,
             "uuid": task.project.uuid, "size": str(stored.size), "addedtime": now, "modifiedtime": now,
             "accesskey": random_token(), "foldercount": "0", "filecount": "0", "ispublic": 0,
             "expiretime": None if stored.expires_at is None else str(int(stored.expires_at)),
-            "url": f"{state.base_url}/files/{task.cdn}/{stored.name}",
+            "url": f"{host.base_url}/files/{task.cdn}/{served}",
         })
 
     async def _lifecycle(self, task: TaskRecord) -> None:
@@ -232,14 +202,14 @@ class TaskEngine:
         task.started_at = time.time()
         failure: str | None = None
         try:
-            await task.spec.run(TaskRun(self.state, task))
+            await task.spec.run(TaskRun(self, task))
         except ModelFailure as exc:
             failure = str(exc)
         except Exception as exc:  # a crashing model ends its task the same way a failing one does
             failure = f"{type(exc).__name__}: {exc}"
         task.ended_at = time.time()
         if task.llm is not None:
-            # LLM: the answer lives in debugoutput and a raw output item (§6, llm-chat-streaming.md).
+            # LLM: the answer lives in debugoutput and a raw output item (Wiro §6, §8).
             task.debugoutput = "".join(task.llm["answer"])
             self.emit(task, "task_output_full", {k: task.llm[k] for k in ("raw", "thinking", "answer")})
         elif task.stdout:
@@ -253,7 +223,7 @@ class TaskEngine:
         await self.delay()
         self._advance(task, "task_postprocess_start")
         await self.delay()
-        stat = self.state.taskstats[task.spec.id]
+        stat = self.taskstats[task.spec.id]
         if failure is not None:
             task.pexit, task.outputs, task.totalcost = "1", [], "0"
             stat["error"] += 1
@@ -269,7 +239,7 @@ class TaskEngine:
             task.pexit, task.debugerror = "-1", (task.debugerror + "\nkilled").strip()
             task.ended_at = time.time()
         task.outputs, task.totalcost = [], "0"
-        self._advance(task, "task_cancel")  # terminal (§8)
+        self._advance(task, "task_cancel")  # terminal (Wiro §8)
         if task.runner is not None and task.runner is not asyncio.current_task():
             task.runner.cancel()
         if task.callback_url and (task.runner is None or task.runner.done()):
@@ -278,7 +248,7 @@ class TaskEngine:
     async def _callback(self, task: TaskRecord) -> None:
         """Best effort POST of the final Task/Detail to `callbackUrl`; loopback only (no network)."""
         url = task.callback_url
-        stats = self.state.stats
+        stats = self.host.stats
         host = urllib.parse.urlsplit(url).hostname or ""
         if host not in ("127.0.0.1", "localhost", "::1"):
             stats.callbacks.append((url, "skipped"))
@@ -299,7 +269,7 @@ class TaskEngine:
         stats.callbacks.append((url, status))
 
     def on_last_listener_gone(self, token: str) -> None:
-        # A realtime session whose client disconnects without task_session_end is ended by the server (§9).
+        # A realtime session whose client disconnects without task_session_end is ended by the server (Wiro §9).
         task = self.by_token.get(token)
         if task is not None and task.realtime and task.status == "task_start" and task.listener.is_set():
             task.audio.put_nowait(None)
@@ -330,12 +300,21 @@ def _cost(task: TaskRecord) -> float:
 # --- Task/* routes ---------------------------------------------------------------------------------
 
 
+class TaskRoutesHost(Protocol):
+    """What the Task/* routes need from the emulator's state."""
+
+    @property
+    def engine(self) -> TaskEngine: ...
+    @property
+    def files(self) -> FileStore: ...
+
+
 def _task_response(tasks: list[TaskRecord], total: int | None = None) -> Response:
-    # `total` is a STRING in Task/* answers (§6).
+    # `total` is a STRING in Task/* answers (Wiro §6).
     return ok(total=str(len(tasks) if total is None else total), tasklist=[t.detail() for t in tasks])
 
 
-def _lookup(state: EmulatorState, project: Project, body: dict[str, Any]) -> TaskRecord | Response:
+def _lookup(state: TaskRoutesHost, project: Project, body: dict[str, Any]) -> TaskRecord | Response:
     """The task a Task/* body names, or the error answer: code 0 for a bad body, code 1 when unknown."""
     task = state.engine.find(project, body)
     if isinstance(task, str):
@@ -345,15 +324,15 @@ def _lookup(state: EmulatorState, project: Project, body: dict[str, Any]) -> Tas
     return task
 
 
-async def task_detail(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+async def task_detail(state: TaskRoutesHost, project: Project, body: dict[str, Any]) -> Response:
     task = _lookup(state, project, body)
     if not isinstance(task, TaskRecord):
         return task
     return _task_response([task])
 
 
-async def task_list(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
-    tasks = [t for t in state.tasks.values() if t.project is project]
+async def task_list(state: TaskRoutesHost, project: Project, body: dict[str, Any]) -> Response:
+    tasks = [t for t in state.engine.tasks.values() if t.project is project]
     model = str(body.get("modelName") or "").strip().lower()
     if model:
         tasks = [t for t in tasks if f"{t.spec.owner}/{t.spec.clean}" == model]
@@ -362,19 +341,19 @@ async def task_list(state: EmulatorState, project: Project, body: dict[str, Any]
     return _task_response(tasks[start: start + limit], total=len(tasks))
 
 
-async def task_cancel(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+async def task_cancel(state: TaskRoutesHost, project: Project, body: dict[str, Any]) -> Response:
     task = _lookup(state, project, body)
     if not isinstance(task, TaskRecord):
         return task
     if task.status != "task_queue":
-        # Cancel is for queued tasks only; running ones need Task/Kill (§7).
+        # Cancel is for queued tasks only; running ones need Task/Kill (Wiro §7).
         return fail(1, "Task is not cancellable. Only queued tasks can be cancelled; use Task/Kill for "
                        "running tasks.")
     state.engine.end_cancelled(task, killed=False)
     return _task_response([task])
 
 
-async def task_kill(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+async def task_kill(state: TaskRoutesHost, project: Project, body: dict[str, Any]) -> Response:
     task = _lookup(state, project, body)
     if not isinstance(task, TaskRecord):
         return task
@@ -385,15 +364,15 @@ async def task_kill(state: EmulatorState, project: Project, body: dict[str, Any]
     return _task_response([task])
 
 
-async def task_io_delete(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+async def task_io_delete(state: TaskRoutesHost, project: Project, body: dict[str, Any]) -> Response:
     task = state.engine.find(project, body)
     if not isinstance(task, TaskRecord):
         return fail(1, "task-not-exist")
     if not task.terminal:
         return fail(1, "Task must be completed or cancelled before deleting files")
     for output in task.outputs:
-        if "name" in output:
-            state.files.remove(task.cdn, output["name"])
+        if "url" in output:
+            state.files.remove(task.cdn, output["url"].rsplit("/", 1)[-1])
     for entries in task.inputs.values():
         for entry in entries:
             parts = urllib.parse.urlsplit(entry.url).path.strip("/").split("/")

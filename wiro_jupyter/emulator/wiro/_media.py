@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-SAMPLE_RATE = 24_000  # PCM16 mono 24 kHz, the realtime/TTS audio format (research §9)
+SAMPLE_RATE = 24_000  # PCM16 mono 24 kHz, the realtime/TTS audio format (docs/protocol.md, Wiro §9)
 BLOB_CHUNK = 256 * 1024
 
 IMAGE_FORMATS = {"png": ("PNG", "png", "image/png"), "jpeg": ("JPEG", "jpg", "image/jpeg"),
@@ -184,7 +184,7 @@ def animation(prompt: str, frames: int) -> tuple[bytes, bytes]:
 
 
 def speech_wav(text: str, voice: str, speed: float) -> bytes:
-    """text-to-speech stand-in: one short tone per character, PCM16 mono 24 kHz (research §9)."""
+    """text-to-speech stand-in: one short tone per character, PCM16 mono 24 kHz (docs/protocol.md, Wiro §9)."""
     speed = max(0.25, min(4.0, speed or 1.0))
     base = {"marin": 1.0, "cedar": 0.8, "robot": 1.25}.get(voice, 1.0)
     per_char = int(SAMPLE_RATE * 0.06 / speed)

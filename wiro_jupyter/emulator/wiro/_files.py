@@ -1,7 +1,7 @@
 """Stored files: inputs, uploads, outputs and covers; how they are served (ranges, streaming); File/* routes.
 
 Files are served at /files/<folder>/<name> (uploads, outputs, covers) and /v1/File/<token>/<name>
-(a run's uploaded inputs, §5).
+(a run's uploaded inputs, Wiro §5). References like "Wiro §5" are sections of docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -13,22 +13,21 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from . import _media
+from ._auth import Project
 from ._envelope import close_uploads, fail, ok, read_body
 from ._ids import cdn_folder, hex_id, random_token, unix_now
 from ._models import InputFile
 
-if TYPE_CHECKING:
-    from ._app import EmulatorState
-    from ._auth import Project
-
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # File/Upload limit (§7)
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # File/Upload limit (Wiro §7)
+# What may go out as a Content-Type header; anything else a model declared is served as bytes.
+_MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
 
 
 @dataclass
@@ -52,6 +51,20 @@ class FileStore:
     def put(self, folder: str, stored: StoredFile) -> None:
         self._files[(folder, stored.name)] = stored
 
+    def put_unique(self, folder: str, stored: StoredFile) -> str:
+        """Store under a URL-safe name not yet used in `folder` (`stored.name` becomes it); returns the name.
+
+        A model may declare any name, duplicates and `../` included: those stay in the task's
+        outputs, while the URL path is always one the store chose.
+        """
+        base = safe_name(stored.name)
+        name, n = base, 1
+        while (folder, name) in self._files:
+            name, n = f"{n}-{base}", n + 1
+        stored.name = name
+        self.put(folder, stored)
+        return name
+
     def get(self, folder: str, name: str) -> StoredFile | None:
         stored = self._files.get((folder, name))
         if stored is not None and stored.expires_at is not None and time.time() > stored.expires_at:
@@ -71,7 +84,7 @@ class FileStore:
         content_type = upload.content_type or mimetypes.guess_type(upload.filename or "")[0] or ""
         ext = (safe_name(upload.filename or "").rpartition(".")[2] if "." in (upload.filename or "") else "")
         ext = ext or (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
-        name = f"{pid}-{self._next_input}.{ext.lower()}"  # like …/v1/File/<token>/inputImage-6060136.png (§5)
+        name = f"{pid}-{self._next_input}.{ext.lower()}"  # like …/v1/File/<token>/inputImage-6060136.png (Wiro §5)
         self._next_input += 1
         self.put(folder, StoredFile(name, content_type or "application/octet-stream", len(data), data=data))
         return InputFile(f"{base_url}/v1/File/{folder}/{name}", name, data)
@@ -101,7 +114,8 @@ class FileStore:
             stored.size = len(stored.data)
         total = stored.size
         start, end, status = 0, total, 200
-        headers = {"content-type": stored.content_type, "accept-ranges": "bytes"}
+        content_type = stored.content_type if _MIME.fullmatch(stored.content_type) else "application/octet-stream"
+        headers = {"content-type": content_type, "accept-ranges": "bytes"}
         wanted = request.headers.get("range", "")
         match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", wanted) if wanted else None
         if match and (match.group(1) or match.group(2)):
@@ -133,7 +147,20 @@ def safe_name(name: str, fallback: str = "file") -> str:
 # --- File/* routes ---------------------------------------------------------------------------------
 
 
-async def folder_create(state: EmulatorState, project: Project, body: dict[str, Any]) -> Response:
+class FileHost(Protocol):
+    """What the File/* routes need from the emulator's state."""
+
+    @property
+    def files(self) -> FileStore: ...
+    @property
+    def folders(self) -> dict[str, dict[str, Any]]: ...
+    @property
+    def max_upload_bytes(self) -> int: ...
+    @property
+    def base_url(self) -> str: ...
+
+
+async def folder_create(state: FileHost, project: Project, body: dict[str, Any]) -> Response:
     name = str(body.get("name") or "").strip()
     if not name:
         return fail(0, "Request parameter [name] required")
@@ -144,7 +171,7 @@ async def folder_create(state: EmulatorState, project: Project, body: dict[str, 
     return ok(list=[dict(folder)])
 
 
-async def file_upload(state: EmulatorState, request: Request, project: Project) -> Response:
+async def file_upload(state: FileHost, request: Request, project: Project) -> Response:
     body, files, error = await read_body(request)
     if error is not None:
         return error
