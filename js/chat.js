@@ -3,10 +3,11 @@
 //   title, turns [finished turns], pending [the turn in flight], busy, stopping, show_input,
 //   placeholder, notice.
 // A turn: {id, role: "user" | "assistant" | "divider", text, html, thinking_html,
-//          thoughts: [{tool, thought, input, observation}], files: [{url, type, name, mime}],
+//          thoughts: [{tool, thought, input, observation}], files: [{url, src, type, name, mime}],
 //          meta, state: "streaming" | "done" | "error" | "stopped", error, progress}.
 // `html` and `thinking_html` arrive sanitized (markdown-it + nh3 in the kernel); every other value
-// is set as text or as a checked URL, never parsed as HTML.
+// is set as text or as a checked URL, never parsed as HTML. A file shows inline only from `src`, the
+// `data:` URL of what the kernel fetched; otherwise it is a link: showing a turn requests nothing.
 // The input box sends {action: "send", text}; the Stop button sends {action: "stop"}.
 
 const CSS = `
@@ -63,7 +64,8 @@ const CSS = `
 .wiro-chat-notice { color: #b45309; font-size: 12px; padding: 0 10px 6px; }
 `;
 
-const DATA_OK = /^data:(image\/(png|jpeg|gif|webp|bmp|avif)|audio\/[\w.+-]+|video\/[\w.+-]+);base64,/i;
+// The kernel's `_render.safe_url`, again here (each ES module loads on its own): inert data: types only.
+const DATA_OK = /^data:(image\/(png|jpeg|gif|webp)|(audio|video)\/[a-z0-9][a-z0-9.+-]*|application\/octet-stream);base64,/i;
 
 function safeUrl(u) {
   if (typeof u !== "string") return "";
@@ -71,6 +73,11 @@ function safeUrl(u) {
   if (/^https?:\/\//i.test(s)) return s;
   if (DATA_OK.test(s)) return s;
   return "";
+}
+
+function embedded(u) {
+  const s = safeUrl(u);
+  return s.toLowerCase().startsWith("data:") ? s : "";
 }
 
 function node(tag, cls, text) {
@@ -81,25 +88,22 @@ function node(tag, cls, text) {
 }
 
 function fileNode(f) {
-  const url = safeUrl(f.url);
   const name = f.name || f.type || "file";
-  if (!url) return node("span", "wiro-chat-file", name);
-  const kind = f.type || "";
-  const mime = f.mime || "";
-  if (kind === "image" || mime.startsWith("image/")) {
-    const a = node("a");
-    a.href = url; a.target = "_blank"; a.rel = "noopener noreferrer"; a.title = name;
+  const src = embedded(f.src);
+  const kind = src.slice(5).split("/", 1)[0]; // "data:image/png;…" -> "image"
+  if (kind === "image") {
     const img = node("img");
-    img.src = url; img.alt = name; img.loading = "lazy";
-    a.append(img);
-    return a;
+    img.src = src; img.alt = name; img.title = name;
+    return img;
   }
-  if (kind === "audio" || mime.startsWith("audio/")) {
-    const au = node("audio"); au.controls = true; au.src = url; au.title = name; return au;
+  if (kind === "audio") {
+    const au = node("audio"); au.controls = true; au.src = src; au.title = name; return au;
   }
-  if (kind === "video" || mime.startsWith("video/")) {
-    const v = node("video"); v.controls = true; v.src = url; v.title = name; return v;
+  if (kind === "video") {
+    const v = node("video"); v.controls = true; v.src = src; v.title = name; return v;
   }
+  const url = safeUrl(f.url);
+  if (!url) return node("span", "wiro-chat-file", name);
   const a = node("a", "wiro-chat-file", name);
   a.href = url; a.target = "_blank"; a.rel = "noopener noreferrer";
   return a;

@@ -2,7 +2,8 @@
 // Traits: items [{kind, name, url, src, content_type, size, html, json, error}], answer_html,
 // thinking_html, streaming, state.
 // `html`, `answer_html` and `thinking_html` arrive sanitized (markdown-it + nh3 in the kernel); every
-// other value is set as text or as a checked URL, never parsed as HTML.
+// other value is set as text or as a checked URL, never parsed as HTML. Media play only from `src`, the
+// `data:` URL of what the kernel fetched; an output without one is a link: showing it requests nothing.
 
 const CSS = `
 .wiro-media { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
@@ -38,7 +39,8 @@ const CSS = `
 .wiro-media-pending { color: var(--jp-ui-font-color2, #6b7280); font-style: italic; }
 `;
 
-const DATA_OK = /^data:(image\/(png|jpeg|gif|webp|bmp|avif)|audio\/[\w.+-]+|video\/[\w.+-]+|text\/plain|application\/(json|octet-stream));base64,/i;
+// The kernel's `_render.safe_url`, again here (each ES module loads on its own): inert data: types only.
+const DATA_OK = /^data:(image\/(png|jpeg|gif|webp)|(audio|video)\/[a-z0-9][a-z0-9.+-]*|application\/octet-stream);base64,/i;
 
 function safeUrl(u) {
   if (typeof u !== "string") return "";
@@ -46,6 +48,11 @@ function safeUrl(u) {
   if (/^https?:\/\//i.test(s)) return s;
   if (DATA_OK.test(s)) return s;
   return "";
+}
+
+function embedded(u) {
+  const s = safeUrl(u);
+  return s.toLowerCase().startsWith("data:") ? s : "";
 }
 
 function node(tag, cls, text) {
@@ -131,13 +138,13 @@ function render({ model, el }) {
   function renderItems() {
     files.replaceChildren();
     const items = model.get("items") || [];
-    const images = items.filter((i) => i.kind === "image" && safeUrl(i.src || i.url));
+    const images = items.filter((i) => i.kind === "image" && embedded(i.src));
     if (images.length) {
       const grid = node("div", images.length === 1 ? "wiro-grid single" : "wiro-grid");
       for (const item of images) {
         const fig = node("figure");
         const img = node("img", "wiro-image");
-        img.src = safeUrl(item.src || item.url);
+        img.src = embedded(item.src);
         img.alt = item.name;
         img.title = `${item.name} — click to enlarge`;
         img.addEventListener("click", () => {
@@ -151,8 +158,9 @@ function render({ model, el }) {
       files.append(grid);
     }
     for (const item of items) {
-      if (item.kind === "image") continue;
-      const src = safeUrl(item.src || item.url);
+      const src = embedded(item.src);
+      if (item.kind === "image" && src) continue;
+      const link = safeUrl(item.src || item.url);
       const box = node("div", `wiro-item wiro-item-${item.kind}`);
       if (item.kind === "audio" && src) {
         const audio = node("audio", "wiro-audio");
@@ -177,9 +185,9 @@ function render({ model, el }) {
         const text = node("div", "wiro-text");
         text.innerHTML = item.html; // sanitized by nh3 in the kernel
         box.append(node("div", "wiro-caption", item.name), text);
-      } else if (src) {
+      } else if (link) {
         const a = node("a", "wiro-file", `⬇ ${item.name}`);
-        a.href = src;
+        a.href = link;
         a.download = item.name;
         a.target = "_blank";
         a.rel = "noopener noreferrer";

@@ -53,18 +53,18 @@ XSS = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script>'
 @pytest.fixture
 def world(emu: Emulator) -> Iterator[Any]:
     """The emulator's Dify world with its faults and stop flags reset."""
-    dify = emu.dify  # type: ignore[attr-defined]
-    dify.faults.clear()
+    dify = emu.dify
+    emu.faults.reset()
     dify.stopped = set()
     yield dify
-    dify.faults.clear()
+    emu.faults.reset()
     dify.stopped = set()
 
 
 @pytest.fixture
 def wbot(emu: Emulator, world: Any) -> Any:
     """A factory of Wbot chats on one emulator app, each with its own end user."""
-    keys = {"chat": emu.dify_chat_key, "agent": emu.dify_agent_key, "flow": emu.dify_chatflow_key}  # type: ignore[attr-defined]
+    keys = {"chat": emu.dify_chat_key, "agent": emu.dify_agent_key, "flow": emu.dify_chatflow_key}
 
     def make(app: str = "chat") -> WbotChat:
         return WbotChat(api_key=keys[app], base_url=emu.dify_url, user="test-" + uuid.uuid4().hex[:10])
@@ -76,7 +76,7 @@ def wbot(emu: Emulator, world: Any) -> Any:
 def chat_env(emu_env: Emulator, world: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """WIRO_* and WBOT_* pointing at the emulator (its chat app), and no sessions kept."""
     monkeypatch.setenv("WBOT_API_URL", emu_env.dify_url)
-    monkeypatch.setenv("WBOT_API_KEY", emu_env.dify_chat_key)  # type: ignore[attr-defined]
+    monkeypatch.setenv("WBOT_API_KEY", emu_env.dify_chat_key)
     monkeypatch.delenv("WIRO_JUPYTER_WIDGETS", raising=False)
     forget_sessions()
     yield emu_env
@@ -373,9 +373,9 @@ def test_a_session_starts_over_when_its_credentials_change(
 ) -> None:
     bot = chat_session(wbot=True)
     assert chat_session() is bot
-    monkeypatch.setenv("WBOT_API_KEY", chat_env.dify_agent_key)  # type: ignore[attr-defined]
+    monkeypatch.setenv("WBOT_API_KEY", chat_env.dify_agent_key)
     agent = chat_session()
-    assert isinstance(agent, WbotChat) and agent is not bot and agent.api_key == chat_env.dify_agent_key  # type: ignore[attr-defined]
+    assert isinstance(agent, WbotChat) and agent is not bot and agent.api_key == chat_env.dify_agent_key
     assert "WBOT_API_KEY or WBOT_API_URL changed; starting a new conversation" in capsys.readouterr().err
     wiro = chat_session("w", model="wiro/chat-llm")
     monkeypatch.setenv("WIRO_API_KEY", chat_env.signature_key)
@@ -432,7 +432,7 @@ def test_view_of_an_in_stream_error_replace_tts_and_a_chatflow(wbot: Any) -> Non
     assistant = view.turns[-1]
     assert assistant["state"] == "error" and "failed while streaming" in assistant["error"]
     assert assistant["html"] and assistant["html"] == render_markdown(failed.value.partial)  # type: ignore[attr-defined]
-    assert "**Error:**" in view.markdown()
+    assert "<strong>Error:</strong>" in view.static_bundle()["text/html"]
 
     moderated = view.send("please moderate this")  # a `replace` event swaps the whole answer
     assert view.turns[-1]["html"] == render_markdown(moderated.answer) and "moderation" in moderated.answer
@@ -534,23 +534,26 @@ def test_static_fallback_is_a_sanitized_transcript() -> None:
         task_id="42",
         latency_s=1.25,
         usage={"total_price": 0.0012, "currency": "USD"},
-        files=[ChatFile(type="image", url="https://example.com/a.png", filename="a.png", belongs_to="assistant")],
+        # unreachable (connection refused at once): the file stays a link, never a remote <img>
+        files=[ChatFile(type="image", url="http://127.0.0.1:9/a.png", filename="a.png", belongs_to="assistant")],
         agent_thoughts=[AgentThought(id="1", tool="search", tool_input={"q": "x"}, observation="found")],
     )
     view = ChatView(None, messages=[message])
+    assert view.wait_files(30)
     data, _meta = view._repr_mimebundle_()
-    assert {"text/plain", "text/markdown", "text/html", WIDGET_VIEW} <= set(data)
-    markdown = data["text/markdown"]
-    assert markdown.startswith("**You:** show me") and "**wiro/chat-llm:**" in markdown
-    assert "![a.png](<https://example.com/a.png>)" in markdown and "tool **search**" in markdown
-    assert "*wiro/chat-llm · task 42 · 1.2 s · $0.0012*" in markdown
+    assert {"text/plain", "text/html", WIDGET_VIEW} <= set(data) and "text/markdown" not in set(data)
     html = data["text/html"]
+    assert html.startswith('<div class="wiro-chat-static"><p><strong>You:</strong>') and "show me" in html
+    assert "<strong>wiro/chat-llm:</strong>" in html and "tool <strong>search</strong>" in html
+    assert '<a href="http://127.0.0.1:9/a.png" target="_blank" rel="noopener noreferrer">a.png</a>' in html
+    assert "<em>wiro/chat-llm · task 42 · 1.2 s · $0.0012</em>" in html
     tags, handlers = elements(html)
-    assert "script" not in tags and handlers == [] and "&lt;script&gt;" in html  # shown as text, never run
+    assert not {"script", "img"} & tags and handlers == [] and "&lt;script&gt;" in html  # shown as text, never run
     assert data["text/plain"].startswith("You: show me\nwiro/chat-llm: Here you go:")
     tags, handlers = elements(view.turns[-1]["html"])
     assert tags == {"p"} and handlers == []
-    assert ChatView(None)._repr_mimebundle_()[0]["text/markdown"] == "*(no messages yet)*"
+    assert view.turns[-1]["files"][0]["src"] == ""  # nothing to show inline
+    assert "(no messages yet)" in ChatView(None)._repr_mimebundle_()[0]["text/html"]
     assert repr(view) == "<ChatView chat · 1 turn>"
 
 
@@ -589,7 +592,8 @@ def test_wchat_wiro_cells_continue_until_new_and_sessions_side_by_side(shell: Sh
     reply = shell.ip.user_ns["hello"]
     assert isinstance(reply, ChatMessage) and first.result is reply and shell.ip.user_ns["_"] is reply
     (shown,) = shell.outputs  # no widget front end here: the reply once, with provenance
-    assert shown["data"]["text/markdown"] == reply._markdown() and shown["data"]["text/plain"] == reply.answer
+    assert shown["data"] == reply._repr_mimebundle_() and shown["data"]["text/plain"] == reply.answer
+    assert "text/markdown" not in shown["data"]  # sanitized HTML only
     wiro = shown["metadata"]["wiro"]
     assert wiro["chat"] == "wiro" and wiro["model"] == "wiro/chat-llm" and wiro["session"] == "default"
     assert wiro["session_id"] == reply.session_id and wiro["task_id"] == reply.task_id
@@ -698,16 +702,17 @@ def test_wchat_with_a_widget_front_end_updates_its_cell(shell: Shell, monkeypatc
     assert not live["update"] and final["update"]
     assert live["transient"]["display_id"] == final["transient"]["display_id"]
     assert WIDGET_VIEW in live["data"] and WIDGET_VIEW in final["data"]
-    assert "*(answering…)*" in live["data"]["text/markdown"]
+    assert "<em>(answering…)</em>" in live["data"]["text/html"] and "text/markdown" not in live["data"]
     message = shell.ip.user_ns["answer"]
-    assert final["data"]["text/markdown"].startswith("**You:** Show me the widget")
-    assert message.answer.splitlines()[0] in final["data"]["text/markdown"]
+    assert final["data"]["text/plain"].startswith("You: Show me the widget")
+    assert render_markdown(message.answer) in final["data"]["text/html"]
     assert "task_id" not in live["metadata"]["wiro"] and final["metadata"]["wiro"]["task_id"] == message.task_id
 
     failed = shell.run("%%wchat wiro/always-fails\nboom")
     assert isinstance(failed.error_in_exec, TaskFailedError)
     final = shell.outputs[-1]
-    assert final["update"] and "**Error:** Task" in final["data"]["text/markdown"]
+    assert final["update"] and "<strong>Error:</strong> <span" in final["data"]["text/html"]
+    assert "Task" in final["data"]["text/plain"]
     assert "synthetic failure" in final["metadata"]["wiro"]["error"]
 
 
@@ -732,7 +737,7 @@ def test_stop_button_and_interrupt_stop_an_awaited_wchat_cell_in_a_kernel(emu: E
         "WIRO_SOCKET_URL": emu.socket_url,
         "WIRO_API_KEY": emu.api_key,
         "WBOT_API_URL": emu.dify_url,
-        "WBOT_API_KEY": emu.dify_chat_key,  # type: ignore[attr-defined]
+        "WBOT_API_KEY": emu.dify_chat_key,
         "WIRO_HOME": str(tmp_path / "home"),
         "IPYTHONDIR": str(tmp_path / "ipython"),
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
@@ -775,7 +780,7 @@ def test_stop_button_and_interrupt_stop_an_awaited_wchat_cell_in_a_kernel(emu: E
                 if turns:
                     final_state = turns[-1]["state"]
             elif msg["msg_type"] == "update_display_data" and parent == cell:
-                assert "Counting" in content["data"]["text/markdown"] and "150." not in content["data"]["text/markdown"]
+                assert "Counting" in content["data"]["text/html"] and "150." not in content["data"]["text/html"]
                 assert content["metadata"]["wiro"]["stopped"] is True
         assert time.monotonic() - clicked < 15
         words = texts[check].split()

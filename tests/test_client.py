@@ -198,7 +198,9 @@ def test_llm_text_and_thinking(wiro: Wiro) -> None:
     assert "What is a qubit?" in task.text
     assert task.thinking
     assert not task.files  # the answer is text, not a file
-    assert task._repr_mimebundle_()["text/markdown"] == task.text
+    bundle = task._repr_mimebundle_()  # the answer as sanitised HTML and text; never raw Markdown
+    assert "text/markdown" not in bundle and task.text in bundle["text/plain"]
+    assert '<div class="wiro-answer">' in bundle["text/html"]
 
 
 def test_failed_task_raises_with_task(wiro: Wiro) -> None:
@@ -356,20 +358,23 @@ def test_run_is_never_retried_blindly(wiro: Wiro, emu: Any) -> None:
         wiro.run("wiro/text-to-image", prompt="once")
     assert "charged twice" in str(failed.value)
     assert run_count(emu) == before + 1
-    emu.faults.http_error(path="Run/wiro/text-to-image", status=429, times=1, retry_after=3)
-    with pytest.raises(RateLimitError) as info:
-        wiro.run("wiro/text-to-image", prompt="once")
-    assert info.value.retry_after == 3
-    assert run_count(emu) == before + 2
-    # the journal records both attempts: the 429 was refused, the 503 may have started a task
+    # A 429 refused the request outright: it is sent again (at most max_retries times), never blindly.
+    with make_client(emu, max_retries=1) as client:
+        client.model("wiro/text-to-image")
+        emu.faults.http_error(path="Run/wiro/text-to-image", status=429, times=5, retry_after=0.1)
+        with pytest.raises(RateLimitError) as info:
+            client.run("wiro/text-to-image", prompt="once")
+    assert info.value.retry_after == 0.1
+    assert run_count(emu) == before + 3
+    # the journal records both runs: the 429s were refused, the 503 may have started a task
     statuses = [e.status for e in wj.tasks(5)]
     assert statuses[:2] == ["not_submitted", "submit_unknown"]
 
 
-def test_business_error_concurrency_limit(wiro: Wiro, emu: Any) -> None:
-    emu.faults.business_error(path="Run", code=96, message="You have reached your concurrent task limit.", times=1)
-    with pytest.raises(RateLimitError) as info:
-        wiro.run("wiro/text-to-image", prompt="x")
+def test_business_error_concurrency_limit(emu: Any) -> None:
+    emu.faults.business_error(path="Run", code=96, message="You have reached your concurrent task limit.", times=5)
+    with make_client(emu, max_retries=0) as client, pytest.raises(RateLimitError) as info:
+        client.run("wiro/text-to-image", prompt="x")
     assert "concurrent task limit" in str(info.value)
 
 

@@ -1,6 +1,6 @@
 """The Dify-compatible ("Wbot") chat client against the Dify emulator on a real socket.
 
-The emulator (wiro_jupyter/emulator/_dify.py) shares no code with the client, so
+The emulator (wiro_jupyter/emulator/dify/) shares no code with the client, so
 these tests check the client against the wire format, not against itself. A few
 respx tests cover what the emulator does not produce (older servers, proxies,
 odd URLs). Waits are bounded events, never sleeps.
@@ -34,27 +34,30 @@ from wiro_jupyter._exceptions import (
 )
 from wiro_jupyter._messages import ChatEvent, ChatMessage
 from wiro_jupyter.emulator import Emulator
-from wiro_jupyter.emulator._dify import DIFY_AGENT_KEY, DIFY_CHAT_KEY, DIFY_CHATFLOW_KEY, DifyWorld
+from wiro_jupyter.emulator.dify._world import DifyWorld
 
-KEYS = {"chat": DIFY_CHAT_KEY, "agent": DIFY_AGENT_KEY, "flow": DIFY_CHATFLOW_KEY}
+
+def app_key(emu: Emulator, app: str) -> str:
+    return {"chat": emu.dify_chat_key, "agent": emu.dify_agent_key, "flow": emu.dify_chatflow_key}[app]
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 @pytest.fixture
 def dify(emulator: Emulator) -> Iterator[Emulator]:
-    world: DifyWorld = emulator.dify  # type: ignore[attr-defined]
-    world.faults.clear()
+    world = emulator.dify
+    emulator.faults.reset()
     world.messages_order = "asc"
     world.stopped = set()
     yield emulator
-    world.faults.clear()
+    emulator.faults.reset()
     world.messages_order = "asc"
     world.stopped = set()
 
 
 @pytest.fixture
 def world(dify: Emulator) -> DifyWorld:
-    return dify.dify  # type: ignore[attr-defined,no-any-return]
+    return dify.dify
 
 
 @pytest.fixture
@@ -62,19 +65,19 @@ def make(dify: Emulator) -> Any:
     """A factory of sync chats on one emulator app, each with its own end user."""
 
     def make(app: str = "chat", **kw: Any) -> WbotChat:
-        kw.setdefault("api_key", KEYS[app])
+        kw.setdefault("api_key", app_key(dify, app))
         kw.setdefault("base_url", dify.dify_url)
         kw.setdefault("user", "test-" + uuid.uuid4().hex[:10])
         chat = WbotChat(**kw)
-        chat.aio.retry_backoff = 0.01
+        chat.aio.http.retry_base = 0.01
         return chat
 
     return make
 
 
 def amake(dify: Emulator, app: str = "chat", **kw: Any) -> AsyncWbotChat:
-    chat = AsyncWbotChat(api_key=KEYS[app], base_url=dify.dify_url, user="test-" + uuid.uuid4().hex[:10], **kw)
-    chat.retry_backoff = 0.01
+    chat = AsyncWbotChat(api_key=app_key(dify, app), base_url=dify.dify_url, user="test-" + uuid.uuid4().hex[:10], **kw)
+    chat.http.retry_base = 0.01
     return chat
 
 
@@ -202,8 +205,8 @@ def test_agent_thoughts_upserted_tool_image_and_empty_delta(make: Any, dify: Emu
     url = message.files[0].url
     assert url.startswith(dify.dify_url + "/files/tools/") and "sign=" in url
     assert httpx.get(url, timeout=10).headers["content-type"] == "image/png"
-    markdown = message._repr_markdown_()
-    assert "draw" in markdown and f"(<{url}>)" in markdown
+    shown = message._repr_mimebundle_()["text/html"]  # the tool call, and the image fetched by the kernel
+    assert "<strong>draw_image</strong>" in shown and '<img src="data:image/png;base64,' in shown and url not in shown
 
 
 def test_chatflow_reads_past_message_end(make: Any) -> None:
@@ -216,7 +219,8 @@ def test_chatflow_reads_past_message_end(make: Any) -> None:
     assert message.thinking == "The user wants an echo. I will repeat the message."
     assert message.answer == "Flow answer: think, iterate and loop"
     assert message.metadata["workflow_status"] == "succeeded" and message.metadata["workflow_run_id"]
-    assert "> The user wants an echo." in message._repr_markdown_()
+    shown = message._repr_mimebundle_()["text/html"]
+    assert shown.startswith("<blockquote><p>The user wants an echo.")  # the thinking, quoted above the answer
     text_chunks = make("flow").send("text_chunk please")
     assert text_chunks.answer == "Flow answer: text_chunk please"
 
@@ -436,7 +440,8 @@ def test_upload_local_files_and_remote_urls(make: Any, tmp_path: Path) -> None:
         ("image", "cat.png"),
         ("image", "dot.png"),
     ]
-    assert "![" not in message._repr_markdown_()  # the user's own files are not shown again
+    shown = message._repr_mimebundle_()["text/html"]
+    assert "<img" not in shown and "<a " not in shown and "<audio" not in shown  # the user's own files are not shown again
     with pytest.raises(ValidationError, match="File not found"):
         chat.send("x", files=[tmp_path / "missing.pdf"])
     with pytest.raises(ValidationError, match="unsupported_file_type") as caught:
@@ -481,12 +486,18 @@ def test_request_validation_errors(make: Any) -> None:
         make("agent").send("")
 
 
-def test_429_and_500_are_retried_then_ok(make: Any, world: DifyWorld) -> None:
+def test_429_is_retried_but_500_is_not(make: Any, world: DifyWorld, dify: Emulator) -> None:
+    # A 429 refused the turn outright: sent again. A 500 may have been answered (and paid): sent once.
     chat = make()
-    world.faults.http_error(429, times=1)
-    world.faults.http_error(500, times=1)
-    assert chat.send("after two retries").answer.startswith("**Echo:** after two retries")
-    world.faults.http_error(429, times=3, retry_after=0)
+    world.faults.http_error("dify:chat-messages", 429, times=1)
+    assert chat.send("after one retry").answer.startswith("**Echo:** after one retry")
+    before = dify.stats.count("dify:chat-messages")
+    world.faults.http_error("dify:chat-messages", 500, times=3)
+    with pytest.raises(ServerError) as failed:
+        chat.send("sent once")
+    assert dify.stats.count("dify:chat-messages") == before + 1 and failed.value.maybe_submitted
+    world.faults.reset()
+    world.faults.http_error("dify:chat-messages", 429, times=3, retry_after=0)
     with pytest.raises(RateLimitError) as caught:
         chat.send("gives up after max_retries")
     assert caught.value.retry_after == 0 and caught.value.code == "too_many_requests"
@@ -495,7 +506,7 @@ def test_429_and_500_are_retried_then_ok(make: Any, world: DifyWorld) -> None:
 
 def test_502_html_page_from_a_proxy(make: Any, world: DifyWorld) -> None:
     chat = make()
-    world.faults.http_error(502, times=3)
+    world.faults.http_error("dify:chat-messages", 502, times=1)
     with pytest.raises(ServerError) as caught:
         chat.send("hi")
     text = str(caught.value)
@@ -504,7 +515,7 @@ def test_502_html_page_from_a_proxy(make: Any, world: DifyWorld) -> None:
 
 
 def test_connection_refused_and_dropped_stream(make: Any, world: DifyWorld) -> None:
-    with pytest.raises(WiroConnectionError, match="Could not reach"):
+    with pytest.raises(WiroConnectionError, match="Could not connect"):
         make(base_url="http://127.0.0.1:9/v1").send("hi")
     chat = make()
     world.faults.drop_stream()
@@ -536,7 +547,7 @@ def test_one_turn_at_a_time_per_chat(dify: Emulator) -> None:
 def test_emulator_wire_framing_and_blocking_mode(dify: Emulator) -> None:
     url = dify.dify_url + "/chat-messages"
     body = {"inputs": {}, "query": "raw", "user": "raw-user", "response_mode": "streaming", "conversation_id": ""}
-    headers = {"Authorization": f"Bearer {DIFY_CHAT_KEY}"}
+    headers = {"Authorization": f"Bearer {dify.dify_chat_key}"}
     with httpx.stream("POST", url, json=body, headers=headers, timeout=10) as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")
         raw = resp.read().decode()
@@ -549,7 +560,8 @@ def test_emulator_wire_framing_and_blocking_mode(dify: Emulator) -> None:
     blocking = httpx.post(url, json={**body, "response_mode": "blocking"}, headers=headers, timeout=10).json()
     assert blocking["mode"] == "chat" and blocking["answer"].startswith("**Echo:** raw")
     assert blocking["id"] == blocking["message_id"]
-    agent = httpx.post(url, json={**body, "response_mode": "blocking"}, headers={"Authorization": f"Bearer {DIFY_AGENT_KEY}"})
+    agent_headers = {"Authorization": f"Bearer {dify.dify_agent_key}"}
+    agent = httpx.post(url, json={**body, "response_mode": "blocking"}, headers=agent_headers)
     assert agent.status_code == 400
     assert agent.json() == {
         "code": "invalid_param",
@@ -578,7 +590,7 @@ def sse(*events: dict[str, Any], spaced: bool = False) -> bytes:
 def mocked_send(body: bytes | str, *, status: int = 200, content_type: str = "text/event-stream", **kw: Any) -> Any:
     async def main() -> Any:
         chat = AsyncWbotChat(api_key="app-respx-key-000000", base_url=kw.pop("base_url", "http://dify.test/v1"))
-        chat.retry_backoff = 0.001
+        chat.http.retry_base = 0.001
         with respx.mock(assert_all_called=False) as router:
             router.post(url__regex=r".*/chat-messages$").mock(
                 return_value=httpx.Response(status, content=body, headers={"content-type": content_type})
@@ -703,11 +715,12 @@ def test_turn_state_machine_unit() -> None:
     assert error[0].kind == "error" and isinstance(turn.failure(), ValidationError)
 
 
-def test_chat_message_display_is_plain_markdown() -> None:
+def test_chat_message_display_is_sanitized_html_and_text() -> None:
     message = ChatMessage(answer="**Hi** <b>x</b>", thinking="step one\nstep two", backend="wbot")
     bundle = message._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}  # no text/markdown: front ends would run its raw HTML
     assert bundle["text/plain"] == str(message) == "**Hi** <b>x</b>"
-    assert bundle["text/markdown"].startswith("> step one\n> step two\n\n**Hi**")
-    assert "<details" not in bundle["text/markdown"]
+    assert bundle["text/html"].startswith("<blockquote><p>step one\nstep two</p>\n</blockquote>\n<p><strong>Hi</strong>")
+    assert "&lt;b&gt;x&lt;/b&gt;" in bundle["text/html"] and "<details" not in bundle["text/html"]
     assert message._repr_mimebundle_(include={"text/plain"}) == {"text/plain": "**Hi** <b>x</b>"}
     assert "ChatMessage(answer='**Hi** <b>x</b>'" in repr(message)

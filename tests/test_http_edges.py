@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from wiro_jupyter import AuthenticationError, ServerError, Wiro, WiroConnectionError, WiroError
-from wiro_jupyter._http import retry_after_seconds
+from wiro_jupyter._transport import retry_after as retry_after_seconds
 
 API = "https://wiro.test/v1"
 
@@ -110,4 +110,4 @@ def test_cli_emulator_prints_urls() -> None:
         proc.terminate()
         proc.wait(10)
     text = "".join(lines)
-    assert "http://127.0.0.1:" in text and "ws://127.0.0.1:" in text and "wiro-demo-key" in text
+    assert "http://127.0.0.1:" in text and "ws://127.0.0.1:" in text and "\nAPI key:           wiro-demo-" in text

@@ -165,7 +165,7 @@ def test_many_tasks_share_one_socket_and_a_bounded_pool(emu: Any) -> None:
                 *(client.run("wiro/text-to-image", prompt=f"n{i}", wait=False, width=256, height=256) for i in range(40))
             )
             await asyncio.gather(*(t.wait(60) for t in tasks))
-            pool = client._http.client._transport._pool  # httpcore's pool: the TCP connections it holds
+            pool = client.http.client._transport._pool  # httpcore's pool: the TCP connections it holds
             return len(pool.connections), all(t.ok for t in tasks)
 
     sockets_before = emu.stats.socket_connections
@@ -203,8 +203,7 @@ def test_recover_in_a_new_process(wiro: Wiro, emu: Any, tmp_path: Path) -> None:
         " 'ids': [e.task_id for e in entries], 'files': [p.name for p in paths],"
         " 'saved': [str(o.path) for o in t.outputs]}))\n"
     )
-    env = {**os.environ, "WIRO_API_KEY": emu.api_key, "WIRO_SOCKET_URL": emu.socket_url}
-    env.pop("WIRO_API_URL", None)  # the journal remembers which server the task ran on
+    env = {**os.environ, "WIRO_API_KEY": emu.api_key, "WIRO_API_URL": emu.api_url, "WIRO_SOCKET_URL": emu.socket_url}
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "again")], capture_output=True, text=True, env=env, timeout=60
     )
@@ -254,3 +253,44 @@ def test_decompression_bomb_guard_stays_on(wiro: Wiro) -> None:
     task = wiro.run("wiro/text-to-image", prompt="guard", width=256, height=256)
     assert task.images  # opening our images must not switch the guard off
     assert Image.MAX_IMAGE_PIXELS is not None
+
+
+def test_two_outputs_with_the_same_name_are_both_saved(wiro: Wiro, tmp_path: Path) -> None:
+    task = wiro.run("wiro/named-output", name="0.png", contenttype="image/png", count=3)
+    out = tmp_path / "out"
+    paths = task.save(out)
+    assert [p.name for p in paths] == ["0.png", "0-2.png", "0-3.png"]
+    assert all(p.stat().st_size > 0 for p in paths) and len(list(out.iterdir())) == 3
+    assert [p.name for p in task.save(out)] == ["0.png", "0-2.png", "0-3.png"]  # deterministic: saved again in place
+
+
+def test_a_directory_in_the_way_is_a_clear_error(wiro: Wiro, tmp_path: Path) -> None:
+    task = wiro.run("wiro/named-output", name="result.txt", contenttype="text/plain", text="hi")
+    (tmp_path / "result.txt").mkdir()
+    with pytest.raises(wj.WiroError, match="a directory of that name is in the way"):
+        task.save(tmp_path)
+    a_file = tmp_path / "plain-file"
+    a_file.write_text("x")
+    with pytest.raises(wj.WiroError, match="it is a file, not a directory"):
+        task.save(a_file)
+
+
+def test_a_long_llm_stream_is_held_once(wiro: Wiro) -> None:
+    """900 cumulative snapshots of a 90 kB answer: the text is kept once, the event log keeps deltas."""
+    import gc
+    import tracemalloc
+
+    chars = 90_000
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        task = wiro.run("wiro/stream-llm", prompt="long", chars=chars, frames=900)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(task.text) == chars
+    deltas = "".join(e.answer_delta for e in task.event_log)
+    assert deltas == task.text  # the log still rebuilds the exact text
+    assert held < 5 * 1024**2 + 4 * chars, f"{held / 1024**2:.1f} MB held after run()"

@@ -321,7 +321,8 @@ def test_interpolation_in_bodies_and_lines(ip: Any) -> None:
     assert result.success, cap.stderr
     assert ip.user_ns["c2"].parameters["prompt"] == "Summarise: " + ip.user_ns["c1"].text
     [shown] = wiro_outputs(cap)
-    assert "text/markdown" in shown.data  # LLM answers render as Markdown
+    assert "text/markdown" not in shown.data  # LLM answers render as sanitised HTML, never raw Markdown
+    assert '<div class="wiro-answer">' in shown.data["text/html"]
 
 
 def test_no_wait_returns_at_once_and_the_task_stays_live(ip: Any, emu_env: Any) -> None:
@@ -575,7 +576,7 @@ def test_config_masks_secrets(ip: Any, emu_env: Any) -> None:
     text = shown.data["text/plain"]
     for label in ("API URL", "socket URL", "authentication", "API key", "API secret", "journal", "emulator"):
         assert label in text
-    assert emu_env.api_url in text and "api-key" in text and "wi…00" in text
+    assert emu_env.api_url in text and "api-key" in text and f"wi…{emu_env.api_key[-2:]}" in text
     assert emu_env.api_key not in json.dumps(shown.data)
 
 

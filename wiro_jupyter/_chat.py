@@ -406,8 +406,7 @@ class AsyncChat(ChatListeners):
             yield self._notify(turn.end())
         except WiroError as exc:
             turn.close()
-            exc.partial = turn.message.answer  # type: ignore[attr-defined]
-            exc.partial_message = turn.message  # type: ignore[attr-defined]
+            exc.partial_message = turn.message
             turn.message.metadata["error"] = str(exc)
             turn.finished = True
             yield self._notify(turn._event("error", {}, text=str(exc)))

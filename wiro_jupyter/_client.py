@@ -7,27 +7,28 @@ the two can never drift apart.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._api import WiroApi
 from ._config import Settings, mask
 from ._exceptions import NotFoundError, ValidationError, WiroError
-from ._http import HttpCore
+from ._fields import object_list, to_number, to_text
 from ._journal import Journal, JournalEntry, JournalList
-from ._loop import run_sync, spawn
-from ._models import Model, ModelList, TaskEvent, to_number
+from ._loop import run_sync
+from ._models import Model, ModelList, TaskEvent
 from ._params import prepare_run, read_file_input
-from ._task import AsyncTask, Task, TaskFollower, TaskState
+from ._task import AsyncTask, Task
+from ._tasks import Tasks
+from ._transport import DEFAULT_MAX_BODY, HttpCore
 
 if TYPE_CHECKING:
     import httpx
 
-    from ._socket import TaskSocket
+    from .voice import AsyncVoiceSession, VoiceSession
 
 EventCallback = Callable[[TaskEvent], None]
 
@@ -75,16 +76,20 @@ class AsyncWiro:
         socket_silence: float = 15.0,
         journal: Journal | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.settings = Settings.resolve(api_key, api_secret, api_url, socket_url)
-        self._http = HttpCore(
-            self.settings, timeout=timeout, max_retries=max_retries, max_connections=max_connections, transport=transport
+        self.http = HttpCore(
+            timeout=timeout,
+            max_retries=max_retries,
+            max_connections=max_connections,
+            max_body=max_response_bytes,
+            transport=transport,
         )
-        self.poll_interval = poll_interval
-        self.socket_silence = socket_silence
+        self._api = WiroApi(self.settings, self.http)
         self.journal: Journal | None = Journal() if journal is True else (journal or None)
-        self._socket: TaskSocket | None = None
-        self._followers: dict[str, TaskFollower] = {}
+        #: The tasks service: the shared socket, the followers and the journal.
+        self.tasks = Tasks(self._api, poll_interval=poll_interval, socket_silence=socket_silence, journal=self.journal)
         self._models: dict[str, Model] = {}
 
     def __repr__(self) -> str:
@@ -100,10 +105,8 @@ class AsyncWiro:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._socket is not None:
-            await self._socket.aclose()
-            self._socket = None
-        await self._http.aclose()
+        await self.tasks.aclose()
+        await self.http.aclose()
 
     # -- catalogue ---------------------------------------------------------------------
     async def models(
@@ -123,8 +126,8 @@ class AsyncWiro:
             body["categories"] = [categories] if isinstance(categories, str) else list(categories)
         if sort:
             body["sort"] = sort
-        payload = await self._http.call("Tool/List", json=body)
-        result = ModelList(Model.from_raw(item) for item in payload.get("tool") or [] if isinstance(item, dict))
+        payload = await self._api.call("Tool/List", json=body)
+        result = ModelList(Model.from_raw(item) for item in object_list(payload, "tool", "Tool/List"))
         total = to_number(payload.get("total"))
         result.total = int(total) if total is not None else len(result)
         return result
@@ -135,16 +138,15 @@ class AsyncWiro:
         key = f"{owner}/{project}".lower()
         if key not in self._models:
             try:
-                payload = await self._http.call("Tool/Detail", json={"slugowner": owner, "slugproject": project})
+                payload = await self._api.call("Tool/Detail", json={"slugowner": owner, "slugproject": project})
             except NotFoundError as exc:
                 raise NotFoundError(
                     f"There is no model {owner}/{project}.", hint=await self._slug_hint(owner, project), code=exc.code
                 ) from None
-            tools = payload.get("tool")
-            item = tools[0] if isinstance(tools, list) and tools else tools
-            if not isinstance(item, dict):
+            tools = object_list(payload, "tool", "Tool/Detail", one_object=True)
+            if not tools:
                 raise NotFoundError(f"There is no model {owner}/{project}.", hint=await self._slug_hint(owner, project))
-            model = Model.from_raw(item)
+            model = Model.from_raw(tools[0])
             if model.slug == "/":
                 model.slug = f"{owner}/{project}"
             self._models[key] = model
@@ -180,147 +182,59 @@ class AsyncWiro:
         TaskFailedError if it failed. With `wait=False` returns at once, already followed live."""
         model = await self.model(slug)
         prepared = prepare_run(model, {**(inputs or {}), **params}, callback_url=callback_url)
-        rowid = self.journal.begin(model.slug, prepared.summary, self.settings.api_url) if self.journal else 0
-        try:
-            payload = await self._http.call(
-                f"Run/{model.owner}/{model.project}",
-                json=prepared.json,
-                data=prepared.data,
-                files=prepared.files,
-                idempotent=False,
-            )
-        except BaseException as exc:
-            if self.journal:
-                unknown = getattr(exc, "maybe_submitted", False) or isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
-                self.journal.failed_to_submit(rowid, str(exc) or type(exc).__name__, maybe_submitted=unknown)
-            raise
-        token = str(payload.get("socketaccesstoken") or "")
-        task_id = str(payload.get("taskid") or "")
-        if not token:
-            raise WiroError(f"The Run answer for {model.slug} had no task token: {str(payload)[:200]}")
-        if self.journal:
-            self.journal.submitted(rowid, task_id, token)
-        state = TaskState(token=token, id=task_id, model=model.slug, parameters=prepared.summary)
-        follower = self._follower(state)
-        if on_event is not None:
-            follower.add_listener(on_event, replay=True)
-        task = AsyncTask(self, state)
+        task = await self.tasks.submit(model, prepared, on_event=on_event)
         if wait:
             await task.wait(timeout)
         return task
 
     async def task(self, token_or_id: str) -> AsyncTask:
         """Task/Detail for a task by its socket token or its numeric id; unfinished tasks are followed."""
-        key = str(token_or_id).strip()
-        if key in self._followers:
-            return AsyncTask(self, self._followers[key].state)
-        item = await self._task_detail(**({"task_id": key} if key.isdigit() else {"token": key}))
-        state = TaskState(token=str(item.get("socketaccesstoken") or ""), id=str(item.get("id") or key))
-        state.apply_detail(item)
-        if not state.done and state.token:
-            self._follower(state)
-        return AsyncTask(self, state)
+        return await self.tasks.get(token_or_id)
+
+    def voice(self, slug: str, **params: Any) -> AsyncVoiceSession:
+        """A realtime voice session with a model: `async with client.voice("openai/gpt-realtime") as session:`."""
+        from .voice import AsyncVoiceSession
+
+        return AsyncVoiceSession(self, slug, params)
 
     async def cancel(self, task: str | dict[str, str]) -> dict[str, Any]:
         """Task/Cancel (queued tasks only)."""
-        return await self._http.call("Task/Cancel", json=self._task_handle(task))
+        return await self.tasks.cancel(task)
 
     async def kill(self, task: str | dict[str, str]) -> dict[str, Any]:
         """Task/Kill (running tasks)."""
-        handle = self._task_handle(task)
-        if "tasktoken" in handle:
-            handle["socketaccesstoken"] = handle["tasktoken"]
-        return await self._http.call("Task/Kill", json=handle)
-
-    @staticmethod
-    def _task_handle(task: str | dict[str, str]) -> dict[str, str]:
-        # The docs say `tasktoken`, the official clients send `taskid`: send what we know.
-        if isinstance(task, dict):
-            return {k: v for k, v in task.items() if v}
-        key = str(task).strip()
-        return {"taskid": key} if key.isdigit() else {"tasktoken": key}
+        return await self.tasks.kill(task)
 
     # -- files -------------------------------------------------------------------------
     async def create_folder(self, name: str, parent_id: str | None = None) -> dict[str, Any]:
-        payload = await self._http.call("File/FolderCreate", json={"name": name, "parentid": parent_id}, idempotent=False)
-        items = payload.get("list") or [{}]
-        return dict(items[0])
+        payload = await self._api.call("File/FolderCreate", json={"name": name, "parentid": parent_id}, idempotent=False)
+        items = object_list(payload, "list", "File/FolderCreate")
+        return dict(items[0]) if items else {}
 
     async def upload(self, file: Any, *, folder_id: str | None = None) -> UploadedFile:
         """File/Upload: store a file (path, bytes, file object or PIL image) and get its URL."""
         data = read_file_input(file, "file")
         form = [("folderid", folder_id)] if folder_id else []
-        payload = await self._http.call(
+        payload = await self._api.call(
             "File/Upload", data=form, files=[("file", (data.name, data.content, data.content_type))], idempotent=False
         )
-        item = (payload.get("list") or [{}])[0]
-        size = item.get("size")
+        items = object_list(payload, "list", "File/Upload")
+        item = items[0] if items else {}
+        url = to_text(item.get("url"))
+        if not url:
+            raise WiroError(
+                f"The Wiro API stored {data.name!r} but its answer had no URL for it.",
+                hint="Look for the file in your Wiro dashboard, or upload it again.",
+            )
+        size = to_number(item.get("size"))
         return UploadedFile(
-            id=str(item.get("id") or ""),
-            name=str(item.get("name") or data.name),
-            url=str(item.get("url") or ""),
-            size=int(size) if str(size or "").isdigit() else None,
-            content_type=str(item.get("contenttype") or ""),
+            id=to_text(item.get("id")),
+            name=to_text(item.get("name")) or data.name,
+            url=url,
+            size=int(size) if size is not None else None,
+            content_type=to_text(item.get("contenttype")),
             raw=item,
         )
-
-    # -- internals shared with AsyncTask -----------------------------------------------
-    async def _task_detail(self, *, token: str | None = None, task_id: str | None = None) -> dict[str, Any]:
-        body = {"tasktoken": token} if token else {"taskid": task_id or ""}
-        payload = await self._http.call("Task/Detail", json=body)
-        tasks = payload.get("tasklist") or []
-        if not tasks or not isinstance(tasks[0], dict):
-            raise NotFoundError(
-                f"There is no task {token or task_id}.",
-                hint="Check the id or token; wiro_jupyter.tasks() lists the tasks this machine started.",
-            )
-        return dict(tasks[0])
-
-    def _task_socket(self) -> TaskSocket:
-        from ._socket import TaskSocket
-
-        if self._socket is None:
-            self._socket = TaskSocket(self.settings.socket_url)
-        return self._socket
-
-    def _follower(self, state: TaskState) -> TaskFollower:
-        """The one follower of a task (created on first need; must run on this client's loop)."""
-        follower = self._followers.get(state.token)
-        if follower is None:
-            follower = TaskFollower(self, state)
-            if state.done:
-                # Nothing left to follow: listeners get the recorded history only.
-                follower.finished.set()
-                return follower
-            self._followers[state.token] = follower
-            if self.journal:
-                follower.add_listener(self._journal_listener(state))
-            follower.start()
-            spawn(_forget_when_finished(self._followers, state.token, follower))
-        return follower
-
-    def _journal_listener(self, state: TaskState) -> EventCallback:
-        last = {"status": state.status}
-        journal = self.journal
-        assert journal is not None
-
-        def record(event: TaskEvent) -> None:
-            if event.kind == "done" or state.status != last["status"]:
-                last["status"] = state.status
-                outputs = [{"name": o.name, "url": o.url, "content_type": o.content_type, "size": o.size} for o in state.outputs]
-                journal.update(state.token, status=state.status, outputs=outputs if state.done else None, error=state.error)
-
-        return record
-
-    def _journal_saved(self, state: TaskState, paths: list[Path]) -> None:
-        if self.journal:
-            self.journal.saved(state.token, [str(p.resolve()) for p in paths])
-
-
-async def _forget_when_finished(followers: dict[str, TaskFollower], token: str, follower: TaskFollower) -> None:
-    await follower.finished.wait()
-    if followers.get(token) is follower:
-        del followers[token]
 
 
 class Wiro:
@@ -345,6 +259,7 @@ class Wiro:
         socket_silence: float = 15.0,
         journal: Journal | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
         self._async = AsyncWiro(
             api_key,
@@ -358,6 +273,7 @@ class Wiro:
             socket_silence=socket_silence,
             journal=journal,
             transport=transport,
+            max_response_bytes=max_response_bytes,
         )
 
     @property
@@ -420,6 +336,12 @@ class Wiro:
     def task(self, token_or_id: str) -> Task:
         return Task(run_sync(self._async.task(token_or_id)))
 
+    def voice(self, slug: str, **params: Any) -> VoiceSession:
+        """A realtime voice session with a model: `with wiro.voice("openai/gpt-realtime") as session:`."""
+        from .voice import VoiceSession
+
+        return VoiceSession(self, slug, params)
+
     def cancel(self, task: str) -> dict[str, Any]:
         return run_sync(self._async.cancel(task))
 
@@ -434,6 +356,12 @@ class Wiro:
 
 
 # -- module-level conveniences (journal and recovery) ----------------------------------
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
 _default: dict[Settings, Wiro] = {}
 
 
@@ -451,12 +379,23 @@ def tasks(limit: int = 20, *, model: str | None = None) -> JournalList:
 
 
 def recover(id_or_token: str, *, client: Wiro | None = None) -> Task:
-    """Rebuild a `Task` after a restart or crash: from the journal, then Task/Detail for its outputs."""
+    """Rebuild a `Task` after a restart or crash: from the journal, then Task/Detail for its outputs.
+
+    The task is asked for at the client's own API URL only: credentials never go to a
+    URL read from the journal. A task the journal says ran elsewhere (a local emulator,
+    another account's server) is an error that says where, and how to point at it.
+    """
     entry: JournalEntry | None = Journal().find(str(id_or_token))
-    if client is None:
-        client = default_client()
-        if entry is not None and entry.api_url != client.settings.api_url and not os.environ.get("WIRO_API_URL"):
-            client = Wiro(api_url=entry.api_url)
+    client = client or default_client()
+    if entry is not None and entry.api_url.rstrip("/") != client.settings.api_url:
+        raise WiroError(
+            f"Task {entry.task_id or id_or_token} ({entry.model}) was started against {entry.api_url}, "
+            f"but this client talks to {client.settings.api_url}; recovering it here would send your credentials "
+            "to the wrong server.",
+            hint=f"Point at that server with its own key: recover({str(id_or_token)!r}, "
+            f"client=Wiro(api_url={entry.api_url!r}, api_key=...)), or set WIRO_API_URL (and its key) first"
+            + (". A local emulator keeps its tasks only while it runs." if _is_loopback(entry.api_url) else "."),
+        )
     key = (entry.token or entry.task_id or str(id_or_token)) if entry else str(id_or_token)
     task = client.task(key)
     if entry is not None:

@@ -25,30 +25,31 @@ import inspect
 import os
 import re
 import uuid
-import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from httpx_sse import aconnect_sse
 
 from . import _loop
 from ._config import mask
 from ._dify_files import _api_root, _chat_file, _file_type, _read_source, _remote_file
 from ._dify_http import (
     _KEY_HINT,
-    _RETRY_STATUSES,
+    _TURN_UNSURE_HINT,
     DEFAULT_WBOT_URL,
-    _attach,
-    _backoff,
+    DIFY,
     _bad_arg,
-    _http_error,
     _non_stream_events,
     _transport_error,
 )
 from ._dify_turn import _merge_thought, _ordered, _Turn
 from ._exceptions import AuthenticationError, WiroConnectionError, WiroError, WiroTimeoutError, register_secret
+from ._fields import list_field, object_list, require_object, to_text
 from ._messages import AgentThought, ChatEvent, ChatListeners, ChatMessage, Page
+from ._transport import DEFAULT_MAX_BODY, Answer, HttpCore
+
+if TYPE_CHECKING:
+    from .widgets._chat import ChatView
 
 __all__ = ["DEFAULT_WBOT_URL", "AsyncWbotChat", "ChatEvent", "WbotChat"]
 
@@ -88,8 +89,6 @@ class AsyncWbotChat(ChatListeners):
     `AsyncWbotChat(api_key="app-...", base_url="http://my-dify/v1")`.
     """
 
-    #: First retry delay in seconds (doubled per retry) for 429/5xx before streaming starts.
-    retry_backoff: float = 0.5
     #: After stop(), how long the server gets to end the stream before the client cuts it.
     stop_grace: float = 5.0
 
@@ -103,6 +102,8 @@ class AsyncWbotChat(ChatListeners):
         timeout: float | httpx.Timeout | None = 60.0,
         *,
         max_retries: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
         self._api_key: str | None = None
         self.api_key = api_key if api_key is not None else os.environ.get("WBOT_API_KEY") or None
@@ -110,16 +111,16 @@ class AsyncWbotChat(ChatListeners):
         self.user = user or default_user()
         self.conversation_id = conversation_id or None
         self.inputs: dict[str, Any] = dict(inputs or {})
-        self.max_retries = max(0, int(max_retries))
-        if isinstance(timeout, httpx.Timeout):
-            self._timeout = timeout
-        else:
-            self._timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0) if timeout else 15.0)
+        if not isinstance(timeout, httpx.Timeout):
+            timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0) if timeout else 15.0)
+        #: The HTTP core (pool, retry policy, caps); `http.retry_base` is the first retry delay.
+        self.http = HttpCore(
+            timeout=timeout, max_retries=max_retries, retry_base=0.5, max_body=max_response_bytes, transport=transport
+        )
         self.last: ChatMessage | None = None
         self._app: dict[str, Any] = {}
         self._turn: _Turn | None = None
         self._unfinished_task_id: str | None = None
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
     # -- configuration
 
@@ -154,22 +155,9 @@ class AsyncWbotChat(ChatListeners):
 
     # -- HTTP
 
-    def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        for old in [other for other in self._clients if other.is_closed()]:
-            del self._clients[old]  # a finished asyncio.run(): its pool is unusable anyway
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=True)
-            self._clients[loop] = client
-        return client
-
     async def aclose(self) -> None:
         """Close the connection pool of the running loop."""
-        with contextlib.suppress(RuntimeError):
-            client = self._clients.pop(asyncio.get_running_loop(), None)
-            if client is not None:
-                await client.aclose()
+        await self.http.aclose()
 
     async def __aenter__(self) -> AsyncWbotChat:
         return self
@@ -182,9 +170,6 @@ class AsyncWbotChat(ChatListeners):
             raise AuthenticationError("No API key for the Wbot/Dify chat.", hint=_KEY_HINT, code="no_api_key")
         return {"Authorization": f"Bearer {self._api_key}"}
 
-    def _delay(self, attempt: int, retry_after: float | None = None) -> float:
-        return _backoff(self.retry_backoff, attempt, retry_after)
-
     async def _request(
         self,
         method: str,
@@ -194,41 +179,34 @@ class AsyncWbotChat(ChatListeners):
         params: dict[str, Any] | None = None,
         files: Any = None,
         data: dict[str, Any] | None = None,
-    ) -> httpx.Response:
-        headers = self._headers()
-        url = self.base_url + path
-        attempt = 0
-        while True:
-            try:
-                resp = await self._http().request(
-                    method, url, json=json_body, params=params, files=files, data=data, headers=headers
-                )
-            except httpx.TransportError as exc:
-                if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) and attempt < self.max_retries:
-                    await asyncio.sleep(self._delay(attempt))
-                    attempt += 1
-                    continue
-                raise _transport_error(exc, self.base_url, streaming=False) from exc
-            if not resp.is_error:
-                return resp
-            err = _http_error(resp)
-            if resp.status_code not in _RETRY_STATUSES or attempt >= self.max_retries:
-                raise err
-            await asyncio.sleep(self._delay(attempt, getattr(err, "retry_after", None)))
-            attempt += 1
+        idempotent: bool = True,
+    ) -> Answer:
+        return await self.http.request(
+            method,
+            self.base_url + path,
+            service=DIFY,
+            headers=self._headers,
+            idempotent=idempotent,
+            json=json_body,
+            params=params,
+            files=files,
+            data=data,
+        )
 
-    async def _json(self, method: str, path: str, **kw: Any) -> Any:
-        resp = await self._request(method, path, **kw)
-        if resp.status_code == 204 or not resp.content:
+    async def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        """The answer's JSON object ({} for an empty answer)."""
+        answer = await self._request(method, path, **kw)
+        if answer.status == 204 or not answer.content:
             return {}
         try:
-            return resp.json()
+            payload = answer.json()
         except ValueError:
             raise WiroError(
                 f"The chat server answered {method} {path} with something that is not JSON.",
                 hint="Check base_url: it must be a Dify Service API root ending in /v1.",
-                status_code=resp.status_code,
+                status_code=answer.status,
             ) from None
+        return require_object(payload, f"{method} {path}")
 
     # -- a turn
 
@@ -342,7 +320,7 @@ class AsyncWbotChat(ChatListeners):
             turn.close()
             failure = turn.failure()
             if failure is not None:
-                _attach(failure, partial=turn.message.answer, partial_message=turn.message)
+                failure.partial_message = turn.message
                 turn.message.metadata["error"] = str(failure)
                 if not turn.error_announced:
                     turn.error_announced = True
@@ -383,45 +361,39 @@ class AsyncWbotChat(ChatListeners):
             queue.put_nowait(_Done())
 
     async def _open_and_read(self, turn: _Turn, body: dict[str, Any], queue: asyncio.Queue[Any]) -> None:
-        headers = self._headers()
         url = self.base_url + "/chat-messages"
         turn.restart_clock()  # latency counts from the request, not from file uploads
-        attempt = 0
-        while True:
-            delay: float | None = None
-            try:
-                async with aconnect_sse(self._http(), "POST", url, json=body, headers=headers) as source:
-                    resp = source.response
-                    if resp.is_error:
-                        await resp.aread()
-                        err = _http_error(resp)
-                        if resp.status_code not in _RETRY_STATUSES or attempt >= self.max_retries:
-                            raise err
-                        delay = self._delay(attempt, getattr(err, "retry_after", None))
-                    elif "text/event-stream" not in resp.headers.get("content-type", "").lower():
-                        await resp.aread()
-                        for data in _non_stream_events(resp):
-                            queue.put_nowait(data)
-                        return
-                    else:
-                        turn.started = True
-                        async for sse in source.aiter_sse():
-                            if sse.event == "ping" or not sse.data.strip():
-                                continue
-                            try:
-                                data = sse.json()
-                            except ValueError:
-                                continue  # e.g. an OpenAI-style "[DONE]" from a proxy
-                            if isinstance(data, dict):
-                                queue.put_nowait(data)
-                        return
-            except httpx.TransportError as exc:
-                retriable = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) and not turn.started
-                if not retriable or attempt >= self.max_retries:
-                    raise _transport_error(exc, self.base_url, streaming=turn.started) from exc
-                delay = self._delay(attempt)
-            await asyncio.sleep(delay)
-            attempt += 1
+        try:
+            # A turn is paid work: sent once (see _transport), never again after a 5xx or a timeout.
+            async with self.http.stream(
+                "POST",
+                url,
+                service=DIFY,
+                headers=self._stream_headers,
+                idempotent=False,
+                unsure_hint=_TURN_UNSURE_HINT,
+                json=body,
+            ) as response:
+                if "text/event-stream" not in response.headers.get("content-type", "").lower():
+                    content = await self.http.read(response, DIFY)
+                    for data in _non_stream_events(content, response.status_code):
+                        queue.put_nowait(data)
+                    return
+                turn.started = True
+                async for sse in self.http.sse_events(response):
+                    if sse.event == "ping" or not sse.data.strip():
+                        continue
+                    try:
+                        data = sse.json()
+                    except ValueError:
+                        continue  # e.g. an OpenAI-style "[DONE]" from a proxy
+                    if isinstance(data, dict):
+                        queue.put_nowait(data)
+        except httpx.TransportError as exc:  # while reading the stream (the core words errors before it)
+            raise _transport_error(exc, self.base_url, streaming=turn.started) from exc
+
+    def _stream_headers(self) -> dict[str, str]:
+        return {**self._headers(), "Accept": "text/event-stream", "Cache-Control": "no-store"}
 
     async def stop(self) -> bool:
         """Stop the answer in flight (POST /chat-messages/{task_id}/stop); the stream ends with what came.
@@ -474,7 +446,8 @@ class AsyncWbotChat(ChatListeners):
         if sort_by:
             params["sort_by"] = sort_by
         body = await self._json("GET", "/conversations", params=params)
-        return Page(list(body.get("data") or []), has_more=bool(body.get("has_more")), limit=body.get("limit"))
+        items = object_list(body, "data", "GET /conversations")
+        return Page(items, has_more=body.get("has_more") is True, limit=body.get("limit"))
 
     async def rename(
         self, conversation_id: str | None = None, name: str | None = None, auto_generate: bool = False
@@ -502,13 +475,13 @@ class AsyncWbotChat(ChatListeners):
         if first_id:
             params["first_id"] = first_id
         body = await self._json("GET", "/messages", params=params)
-        items = [item for item in body.get("data") or [] if isinstance(item, dict)]
+        items = object_list(body, "data", "GET /messages")
         # Current Dify sends each page oldest first, older versions newest first: normalise.
         if len(items) >= 2 and (items[0].get("created_at") or 0) > (items[-1].get("created_at") or 0):
             items.reverse()
         return Page(
             [self._history_message(item) for item in items],
-            has_more=bool(body.get("has_more")),
+            has_more=body.get("has_more") is True,
             limit=body.get("limit"),
         )
 
@@ -529,28 +502,28 @@ class AsyncWbotChat(ChatListeners):
 
     def _history_message(self, item: dict[str, Any]) -> ChatMessage:
         root = self.api_root
+        where = "GET /messages"
         thoughts: dict[str, AgentThought] = {}
-        for raw in item.get("agent_thoughts") or []:
-            if isinstance(raw, dict):
-                _merge_thought(thoughts, raw)
+        for raw in object_list(item, "agent_thoughts", where):
+            _merge_thought(thoughts, raw)
         feedback = item.get("feedback")
         created = item.get("created_at")
         return ChatMessage(
-            answer=str(item.get("answer") or ""),
-            query=str(item.get("query") or ""),
-            conversation_id=item.get("conversation_id"),
-            message_id=item.get("id"),
+            answer=to_text(item.get("answer")),
+            query=to_text(item.get("query")),
+            conversation_id=to_text(item.get("conversation_id")) or None,
+            message_id=to_text(item.get("id")) or None,
             agent_thoughts=_ordered(thoughts),
-            files=[_chat_file(f, root, default_owner="user") for f in item.get("message_files") or [] if isinstance(f, dict)],
-            retriever_resources=list(item.get("retriever_resources") or []),
-            created_at=float(created) if isinstance(created, (int, float)) else None,
+            files=[_chat_file(f, root, default_owner="user") for f in object_list(item, "message_files", where)],
+            retriever_resources=list_field(item, "retriever_resources", where),
+            created_at=float(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else None,
             model=self._app_name(),
             backend="wbot",
             metadata={
                 "feedback": feedback.get("rating") if isinstance(feedback, dict) else None,
                 "status": item.get("status"),
                 "error": item.get("error"),
-                "inputs": item.get("inputs") or {},
+                "inputs": item.get("inputs") if isinstance(item.get("inputs"), dict) else {},
                 "parent_message_id": item.get("parent_message_id"),
             },
         )
@@ -573,7 +546,7 @@ class AsyncWbotChat(ChatListeners):
     async def suggested(self, message_id: str | None = None) -> list[str]:
         """Suggested follow-up questions for an answer (the last one by default)."""
         body = await self._json("GET", f"/messages/{self._message(message_id)}/suggested", params={"user": self.user})
-        return [str(q) for q in body.get("data") or []]
+        return [to_text(q) for q in list_field(body, "data", "GET /messages/{id}/suggested")]
 
     async def parameters(self) -> dict[str, Any]:
         """The app's settings: opening statement, input form, file upload rules, limits."""
@@ -596,8 +569,19 @@ class AsyncWbotChat(ChatListeners):
         content, name, mime = await _read_source(source, filename, mime_type)
         return str((await self._upload(content, name, mime))["id"])
 
+    def widget(self, **kwargs: Any) -> ChatView:
+        """A chat widget bound to this chat: the whole conversation, live, with an input box and Stop.
+
+        Create it inside the event loop this chat runs on (its buttons run the chat there).
+        """
+        from .widgets._chat import ChatView
+
+        return ChatView(self, **kwargs)
+
     async def _upload(self, content: bytes, filename: str, mime: str) -> dict[str, Any]:
-        body = await self._json("POST", "/files/upload", files={"file": (filename, content, mime)}, data={"user": self.user})
+        body = await self._json(
+            "POST", "/files/upload", files={"file": (filename, content, mime)}, data={"user": self.user}, idempotent=False
+        )
         if not isinstance(body, dict) or not body.get("id"):
             raise WiroError("The upload answer has no file id.", hint="Check that base_url is a Dify Service API root.")
         return body
@@ -626,6 +610,8 @@ class WbotChat:
         timeout: float | httpx.Timeout | None = 60.0,
         *,
         max_retries: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.aio = AsyncWbotChat(
             api_key=api_key,
@@ -635,6 +621,8 @@ class WbotChat:
             inputs=inputs,
             timeout=timeout,
             max_retries=max_retries,
+            transport=transport,
+            max_response_bytes=max_response_bytes,
         )
 
     # -- state, shared with the async core
@@ -777,6 +765,12 @@ class WbotChat:
 
     def upload(self, source: Any, filename: str | None = None, *, mime_type: str | None = None) -> str:
         return _loop.run_sync(self.aio.upload(source, filename, mime_type=mime_type))
+
+    def widget(self, **kwargs: Any) -> ChatView:
+        """A chat widget bound to this chat: the whole conversation, live, with an input box and Stop."""
+        from .widgets._chat import ChatView
+
+        return ChatView(self, **kwargs)
 
 
 for _name in (

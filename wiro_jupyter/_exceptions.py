@@ -12,10 +12,12 @@ internals of this package. The method is plain Python: no IPython import here.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 __all__ = [
     "AuthenticationError",
+    "FieldProblem",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
@@ -29,14 +31,27 @@ __all__ = [
     "register_secret",
 ]
 
-# Secrets known to this process; redact() masks them wherever they appear.
+class Answered(Protocol):
+    """What a failed chat turn leaves behind (a `ChatMessage`)."""
+
+    answer: str
+
+
+# Secrets known to this process, in every spelling they may take in text (as given,
+# percent-encoded, JSON-escaped); redact() masks them wherever they appear.
 _SECRETS: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a credential so that no message or repr can ever show it."""
-    if value and len(value) >= 4:
-        _SECRETS.add(value)
+    """Remember a credential so that no message or repr can ever show it, however it was encoded."""
+    if not value or len(value) < 4:
+        return
+    import json
+    from urllib.parse import quote, quote_plus
+
+    for spelling in (value, quote(value), quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]):
+        _SECRETS.add(spelling)
+        _SECRETS.add(quote(spelling, safe=""))  # a URL-encoded JSON body, for instance
 
 
 def redact(text: str) -> str:
@@ -56,8 +71,6 @@ class WiroError(Exception):
     """
 
     default_hint = ""
-    #: True when a request that costs money may have reached the server despite the error.
-    maybe_submitted = False
 
     def __init__(
         self,
@@ -67,13 +80,24 @@ class WiroError(Exception):
         code: Any = None,
         status_code: int | None = None,
         details: Any = None,
+        maybe_submitted: bool = False,
+        partial_message: Answered | None = None,
     ) -> None:
         self.message = redact(str(message))
         self.hint = redact(hint if hint is not None else self.default_hint)
         self.code = code
         self.status_code = status_code
         self.details = details
+        #: True when a request that starts (paid) work may have reached the server despite the error.
+        self.maybe_submitted = maybe_submitted
+        #: A chat turn that failed midway: what had arrived (a ChatMessage), kept for the user.
+        self.partial_message = partial_message
         super().__init__(self.__str__())
+
+    @property
+    def partial(self) -> str:
+        """The answer text that arrived before a chat turn failed ('' when none)."""
+        return self.partial_message.answer if self.partial_message is not None else ""
 
     def __str__(self) -> str:
         if self.hint:
@@ -100,14 +124,30 @@ class NotFoundError(WiroError):
     default_hint = "Check the spelling; `Wiro().models(search=...)` lists the models you can run."
 
 
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with one input: `field` is the parameter id ('' when no single field is at fault)."""
+
+    field: str
+    message: str
+
+
 class ValidationError(WiroError):
-    """Parameters that the model would refuse. Nothing was sent or charged."""
+    """Parameters that the model would refuse. Nothing was sent or charged.
+
+    `problems` lists each problem with the field it belongs to (a form marks those fields);
+    `errors` is their messages.
+    """
 
     default_hint = "Nothing was sent. Fix the parameter and run again; `Wiro().model(slug)` lists the parameters."
 
-    def __init__(self, message: str, *, errors: list[str] | None = None, **kwargs: Any) -> None:
-        self.errors = list(errors or [message])
+    def __init__(self, message: str, *, problems: list[FieldProblem] | None = None, **kwargs: Any) -> None:
+        self.problems = list(problems or [FieldProblem("", redact(str(message)))])
         super().__init__(message, **kwargs)
+
+    @property
+    def errors(self) -> list[str]:
+        return [problem.message for problem in self.problems]
 
 
 class RateLimitError(WiroError):

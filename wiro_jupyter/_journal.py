@@ -9,13 +9,14 @@ What is stored: model, parameters (file inputs by name and hash only, never
 their bytes), ids, status, times, output names/URLs and where they were saved.
 Never the API key or secret. SQLite in WAL mode under `$WIRO_HOME` (default
 `~/.wiro-jupyter`), one short connection per write, so several kernels may
-share it; the batch runner will resume from the same table.
+share it. Batches (`wiro_jupyter.batch`) resume from the same table: a row
+carries its batch's name and the item's index, and a fingerprint of the request
+(model + journal-safe parameters) lets `run(reuse=True)` find an identical one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import os
 import sqlite3
@@ -23,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from . import _render
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -38,16 +41,45 @@ CREATE TABLE IF NOT EXISTS tasks (
     outputs TEXT NOT NULL DEFAULT '[]',
     saved TEXT NOT NULL DEFAULT '[]',
     error TEXT,
-    batch TEXT
+    batch TEXT,
+    item INTEGER,
+    fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_task_id ON tasks(task_id);
 CREATE INDEX IF NOT EXISTS tasks_token ON tasks(token);
-CREATE INDEX IF NOT EXISTS tasks_batch ON tasks(batch);
 """
+# Columns added after the first release, in table order: a journal written by an older version gets
+# them on first open (`ALTER TABLE … ADD COLUMN` appends, so old rows read NULL).
+ADDED_COLUMNS = (("batch", "TEXT"), ("item", "INTEGER"), ("fingerprint", "TEXT"))
+# Indexes on those columns: created only once the columns exist.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS tasks_batch_item ON tasks(batch, item);
+CREATE INDEX IF NOT EXISTS tasks_fingerprint ON tasks(fingerprint);
+"""
+# The statuses of a row whose Run may have reached the server: `submitting` (the process died while
+# sending it) and `submit_unknown` (the request failed after it may have arrived).
+UNSURE = ("submitting", "submit_unknown")
 
 
 def wiro_home() -> Path:
     return Path(os.environ.get("WIRO_HOME") or Path.home() / ".wiro-jupyter").expanduser()
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` (and its folder) readable by the owner only from the first byte: 0700 / 0600.
+
+    The journal holds prompts and output URLs; SQLite creates its -wal and -shm files with
+    the database file's mode, so they are private too.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        os.chmod(folder, 0o700)  # mkdir's mode is reduced by the umask
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
 
 
 @dataclass
@@ -64,6 +96,9 @@ class JournalEntry:
     outputs: list[dict[str, Any]]
     saved: list[str]
     error: str | None
+    batch: str | None = None
+    item: int | None = None
+    fingerprint: str | None = None
 
     def __repr__(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
@@ -75,21 +110,7 @@ class JournalList(list[JournalEntry]):
         printer.text(self._repr_mimebundle_()["text/plain"])  # not IPython's plain-list printing
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        rows, lines = [], []
-        for e in self:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.created))
-            outs = ", ".join(str(o.get("name")) for o in e.outputs[:4])
-            lines.append(f"{when}  {e.task_id or '-':>8}  {e.status:<22} {e.model}  {outs}")
-            rows.append(
-                f"<tr><td>{when}</td><td>{html.escape(e.task_id or '-')}</td><td>{html.escape(e.model)}</td>"
-                f"<td>{html.escape(e.status)}</td><td>{html.escape(outs)}</td>"
-                f"<td>{html.escape(', '.join(e.saved[:3]))}</td></tr>"
-            )
-        head = "<tr><th>when</th><th>id</th><th>model</th><th>status</th><th>outputs</th><th>saved to</th></tr>"
-        return {
-            "text/plain": "\n".join(lines) or "(no tasks recorded yet)",
-            "text/html": f"<table>{head}{''.join(rows)}</table>",
-        }
+        return _render.journal_bundle(self)
 
 
 class Journal:
@@ -104,15 +125,17 @@ class Journal:
 
     def _connect(self) -> sqlite3.Connection:
         if self._ready != self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(self.path)
             with contextlib.closing(sqlite3.connect(self.path, timeout=10)) as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
+                _migrate(db)
+                db.executescript(INDEXES)
                 db.commit()
-            with contextlib.suppress(OSError):
-                os.chmod(self.path, 0o600)
             self._ready = self.path
-        return sqlite3.connect(self.path, timeout=10)
+        db = sqlite3.connect(self.path, timeout=10)
+        db.row_factory = sqlite3.Row
+        return db
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
         with contextlib.closing(self._connect()) as db:
@@ -120,11 +143,21 @@ class Journal:
             db.commit()
             return int(cursor.lastrowid or 0)
 
-    def begin(self, model: str, parameters: dict[str, Any], api_url: str, batch: str | None = None) -> int:
+    def begin(
+        self,
+        model: str,
+        parameters: dict[str, Any],
+        api_url: str,
+        batch: str | None = None,
+        *,
+        item: int | None = None,
+        fingerprint: str | None = None,
+    ) -> int:
         now = time.time()
         return self._write(
-            "INSERT INTO tasks (model, parameters, api_url, status, created, updated, batch) VALUES (?,?,?,?,?,?,?)",
-            (model, json.dumps(parameters, default=str), api_url, "submitting", now, now, batch),
+            "INSERT INTO tasks (model, parameters, api_url, status, created, updated, batch, item, fingerprint) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (model, json.dumps(parameters, default=str), api_url, "submitting", now, now, batch, item, fingerprint),
         )
 
     def submitted(self, rowid: int, task_id: str, token: str) -> None:
@@ -159,6 +192,33 @@ class Journal:
             ).fetchone()
         return _entry(row) if row else None
 
+    def batch_rows(self, batch: str, api_url: str) -> list[JournalEntry]:
+        """Every row of a batch run against `api_url` (all attempts of all items), oldest first."""
+        with contextlib.closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT * FROM tasks WHERE batch=? AND api_url=? ORDER BY rowid", (batch, api_url.rstrip("/"))
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def reusable(self, fingerprint: str, api_url: str) -> JournalEntry | None:
+        """The newest task of an identical request that finished without an error, run against `api_url`."""
+        with contextlib.closing(self._connect()) as db:
+            row = db.execute(
+                "SELECT * FROM tasks WHERE fingerprint=? AND api_url=? AND status='task_postprocess_end' "
+                "AND error IS NULL AND token IS NOT NULL ORDER BY rowid DESC LIMIT 1",
+                (fingerprint, api_url.rstrip("/")),
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def task_ids(self, model: str, api_url: str) -> set[str]:
+        """The ids of every task of `model` this journal knows at `api_url` (tasks that are spoken for)."""
+        with contextlib.closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT task_id FROM tasks WHERE model=? AND api_url=? AND task_id IS NOT NULL AND task_id != ''",
+                (model, api_url.rstrip("/")),
+            ).fetchall()
+        return {str(r[0]) for r in rows}
+
     def recent(self, limit: int = 20, *, model: str | None = None, batch: str | None = None) -> JournalList:
         sql, args = "SELECT * FROM tasks", []
         where = []
@@ -177,19 +237,34 @@ class Journal:
         return JournalList(_entry(r) for r in rows)
 
 
-def _entry(row: tuple[Any, ...]) -> JournalEntry:
-    rowid, task_id, token, model, params, api_url, status, created, updated, outputs, saved, error, _batch = row
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns an older journal lacks (another process may be doing the same right now)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+    for name, kind in ADDED_COLUMNS:
+        if name not in present:
+            try:
+                db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc).lower():
+                    raise
+
+
+def _entry(row: sqlite3.Row) -> JournalEntry:
+    # By name: the column order of a migrated journal is not the order of a new one's.
     return JournalEntry(
-        rowid=rowid,
-        task_id=task_id,
-        token=token,
-        model=model,
-        parameters=json.loads(params),
-        api_url=api_url,
-        status=status,
-        created=created,
-        updated=updated,
-        outputs=json.loads(outputs),
-        saved=json.loads(saved),
-        error=error,
+        rowid=row["rowid"],
+        task_id=row["task_id"],
+        token=row["token"],
+        model=row["model"],
+        parameters=json.loads(row["parameters"]),
+        api_url=row["api_url"],
+        status=row["status"],
+        created=row["created"],
+        updated=row["updated"],
+        outputs=json.loads(row["outputs"]),
+        saved=json.loads(row["saved"]),
+        error=row["error"],
+        batch=row["batch"],
+        item=row["item"],
+        fingerprint=row["fingerprint"],
     )

@@ -4,19 +4,20 @@ Plain dataclasses with no heavy imports: a `ChatMessage` is what a finished
 turn returns, a `ChatEvent` is one step of a turn in flight (what widgets and
 text progress consume), `AgentThought` and `ChatFile` are their parts.
 
-Notebook display: `ChatMessage` renders as Markdown (the answer, with the
-model's thinking as a blockquote above it and produced images below). No raw
-HTML is emitted, so the frontend's Markdown sanitizer has nothing to strip.
+Notebook display is `_render.chat_message_bundle`: sanitized HTML (the
+answer's Markdown rendered in the kernel, the model's thinking as a quote above
+it, the assistant's files below, embedded when small) and the answer as text.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from . import _render
 
 T = TypeVar("T")
 
@@ -36,14 +37,8 @@ class ChatFile:
     filename: str = ""
     mime_type: str = ""
     belongs_to: str = ""  # "assistant" or "user"
-
-    def _markdown(self) -> str:
-        if not self.url:
-            return ""
-        label = _md_label(self.filename or self.type or "file")
-        if self.type == "image" or self.mime_type.startswith("image/"):
-            return f"![{label}](<{self.url}>)"
-        return f"[{label}](<{self.url}>)"
+    #: The file as a `data:` URL once the kernel fetched it for display ("" when it is linked instead).
+    embedded: str | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass
@@ -72,7 +67,7 @@ class AgentThought:
 class ChatMessage:
     """One finished chat turn: the answer and everything that came with it.
 
-    `str(message)` is the answer. In a notebook it renders as Markdown.
+    `str(message)` is the answer. In a notebook it shows as sanitized HTML (see the module docstring).
     """
 
     answer: str = ""
@@ -123,35 +118,8 @@ class ChatMessage:
         parts.append(f"backend={self.backend!r}")
         return f"ChatMessage({', '.join(parts)})"
 
-    def _markdown(self) -> str:
-        blocks: list[str] = []
-        if self.thinking.strip():
-            blocks.append(_blockquote(self.thinking.strip()))
-        for step in self.agent_thoughts:
-            if not step.tool:
-                continue
-            line = f"tool **{_md_label(step.tool)}**"
-            if step.tool_input not in (None, "", {}):
-                shown = step.tool_input if isinstance(step.tool_input, str) else json.dumps(step.tool_input)
-                shown = shown if len(shown) <= 200 else shown[:197] + "..."
-                shown = shown.replace("`", "'")
-                line += f" `{shown}`"
-            blocks.append(_blockquote(line))
-        blocks.append(self.answer)
-        shown_files = [f._markdown() for f in self.files if f.belongs_to != "user"]
-        blocks.extend(md for md in shown_files if md)
-        return "\n\n".join(b for b in blocks if b)
-
-    def _repr_markdown_(self) -> str:
-        return self._markdown()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        bundle = {"text/plain": self.answer, "text/markdown": self._markdown()}
-        if include:
-            bundle = {k: v for k, v in bundle.items() if k in include}
-        if exclude:
-            bundle = {k: v for k, v in bundle.items() if k not in exclude}
-        return bundle
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return _render.chat_message_bundle(self, include, exclude)
 
 
 @dataclass
@@ -188,14 +156,6 @@ class Page(list[T]):
 
     def __repr__(self) -> str:
         return f"Page({list.__repr__(self)}, has_more={self.has_more})"
-
-
-def _blockquote(text: str) -> str:
-    return "\n".join("> " + line if line.strip() else ">" for line in text.splitlines())
-
-
-def _md_label(text: str) -> str:
-    return "".join("\\" + c if c in "[]()*_`<>\\" else c for c in text)
 
 
 class ChatListeners:

@@ -8,11 +8,12 @@ notes §4.1): parameter items carry `defaultvalue`, string `minvalue` /
 
 from __future__ import annotations
 
-import html
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import _render
+from ._fields import list_field, maybe_json, to_bool, to_number, to_text
 
 FILE_TYPES = ("fileinput", "multifileinput", "combinefileinput")
 NUMBER_TYPES = ("range", "number", "float")
@@ -24,36 +25,6 @@ def _first(raw: dict[str, Any], *keys: str, default: Any = None) -> Any:
         if key in raw and raw[key] is not None:
             return raw[key]
     return default
-
-
-def to_number(value: Any) -> float | int | None:
-    """'256' -> 256, '4.5' -> 4.5, '' / None / junk -> None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    try:
-        text = str(value).strip()
-        number = float(text)
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
-
-
-def to_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-def maybe_json(value: Any) -> Any:
-    """Decode JSON that the server sends inside a string (dynamicprice, categories, socket messages)."""
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 @dataclass(frozen=True)
@@ -85,7 +56,7 @@ class Parameter:
     @classmethod
     def from_raw(cls, raw: dict[str, Any], group: str = "") -> Parameter:
         options = []
-        for opt in raw.get("options") or []:
+        for opt in list_field(raw, "options", f"Tool/Detail (parameter {to_text(raw.get('id'))!r})"):
             if isinstance(opt, dict):
                 value = opt.get("value", opt.get("text"))
                 options.append(Option(value=value, label=str(_first(opt, "text", "label", default=value))))
@@ -147,10 +118,10 @@ class Parameter:
         return ", ".join(parts)
 
 
-def parameters_from_groups(groups: Any) -> list[Parameter]:
+def parameters_from_groups(raw: dict[str, Any]) -> list[Parameter]:
     """The server sends groups `[{title, items: [...]}]`; older docs show a flat list. Accept both."""
     params: list[Parameter] = []
-    for entry in groups or []:
+    for entry in list_field(raw, "parameters", "Tool/Detail"):
         if not isinstance(entry, dict):
             continue
         if isinstance(entry.get("items"), list):
@@ -196,7 +167,7 @@ class Model:
             price=float(price) if price is not None else None,
             price_method=method,
             image=str(raw.get("image") or ""),
-            parameters=parameters_from_groups(raw.get("parameters")),
+            parameters=parameters_from_groups(raw),
             id=str(raw.get("id") or ""),
             raw=raw,
         )
@@ -234,26 +205,8 @@ class Model:
         details = ", ".join(x for x in (count, price) if x)
         return f"<Model {self.slug} {self.title!r}" + (f" ({details})>" if details else ">")
 
-    def _repr_text(self) -> str:
-        lines = [f"{self.slug} — {self.title}", self.description.strip()[:300]]
-        for p in self.parameters:
-            lines.append(f"  {p.id:<24} {p.describe()}")
-        return "\n".join(line for line in lines if line)
-
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td><code>{html.escape(p.id)}</code></td><td>{html.escape(p.label)}</td>"
-            f"<td>{html.escape(p.describe())}</td><td>{html.escape(p.description)}</td></tr>"
-            for p in self.parameters
-        )
-        return (
-            f"<div><b>{html.escape(self.slug)}</b> — {html.escape(self.title)}"
-            f"<p>{html.escape(self.description[:400])}</p>"
-            f"<table><tr><th>id</th><th>label</th><th>accepts</th><th>note</th></tr>{rows}</table></div>"
-        )
-
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self._repr_text(), "text/html": self._repr_html_()}
+        return _render.model_bundle(self)
 
 
 class ModelList(list[Model]):
@@ -261,26 +214,11 @@ class ModelList(list[Model]):
 
     total: int = 0
 
-    def _text(self) -> str:
-        lines = [f"{m.slug:<36} {m.title[:40]:<40} {', '.join(m.categories[:3])}" for m in self]
-        return "\n".join([f"{len(self)} of {self.total} models", *lines])
-
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self._text())  # IPython would otherwise print it as a plain list
+        printer.text(_render.model_list_text(self, self.total))  # IPython would otherwise print it as a plain list
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        rows = "".join(
-            f"<tr><td><code>{html.escape(m.slug)}</code></td><td>{html.escape(m.title)}</td>"
-            f"<td>{html.escape(', '.join(m.categories))}</td>"
-            f"<td>{'' if m.price is None else f'${m.price:g}'}</td></tr>"
-            for m in self
-        )
-        summary = f"{len(self)} of {self.total} models"
-        return {
-            "text/plain": self._text(),
-            "text/html": f"<div>{summary}<table><tr><th>slug</th><th>title</th><th>categories</th>"
-            f"<th>price</th></tr>{rows}</table></div>",
-        }
+        return _render.model_list_bundle(self, self.total)
 
 
 def output_kind(content_type: str, name: str) -> str:

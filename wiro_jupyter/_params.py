@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._exceptions import ValidationError
-from ._models import Model, Parameter, to_bool, to_number
+from ._exceptions import FieldProblem, ValidationError
+from ._fields import to_bool, to_number
+from ._models import Model, Parameter
 
 # Accepted by every model without being declared (docs: callbackUrl on all models).
 ALWAYS_ALLOWED = {"callbackUrl"}
@@ -115,10 +116,6 @@ class PreparedRun:
     files: list[tuple[str, tuple[str, bytes, str]]] | None
     summary: dict[str, Any]
 
-    @property
-    def multipart(self) -> bool:
-        return self.files is not None
-
 
 def url_companion(model: Model, param: Parameter) -> str | None:
     """The declared text parameter that takes URLs for a file parameter, if any."""
@@ -130,19 +127,26 @@ def url_companion(model: Model, param: Parameter) -> str | None:
     return None
 
 
-def _coerce(param: Parameter, value: Any, errors: list[str]) -> Any:
+def _range(param: Parameter) -> str:
+    if param.min is not None and param.max is not None:
+        return f"between {param.min} and {param.max}"
+    return f"at least {param.min}" if param.min is not None else f"at most {param.max}"
+
+
+def _coerce(param: Parameter, value: Any, problems: list[FieldProblem]) -> Any:
     if param.is_number:
         number = to_number(value)
         if number is None:
-            errors.append(f"{param.id!r} must be a number ({param.describe()}); got {value!r}.")
+            problems.append(FieldProblem(param.id, f"{param.id!r} must be a number ({param.describe()}); got {value!r}."))
             return value
         if param.is_integer and isinstance(number, float):
             if not number.is_integer():
-                errors.append(f"{param.id!r} must be a whole number ({param.describe()}); got {value!r}.")
+                message = f"{param.id!r} must be a whole number ({param.describe()}); got {value!r}."
+                problems.append(FieldProblem(param.id, message))
                 return value
             number = int(number)
         if (param.min is not None and number < param.min) or (param.max is not None and number > param.max):
-            errors.append(f"{param.id!r} must be between {param.min} and {param.max}; got {number}.")
+            problems.append(FieldProblem(param.id, f"{param.id!r} must be {_range(param)}; got {number}."))
         return number
     if param.is_select and param.options:
         allowed = {str(o.value): o.value for o in param.options}
@@ -153,8 +157,11 @@ def _coerce(param: Parameter, value: Any, errors: list[str]) -> Any:
                 return by_label[str(value).lower()]
             close = difflib.get_close_matches(str(value), list(allowed), n=1)
             did_you_mean = f" Did you mean {close[0]!r}?" if close else ""
-            errors.append(
-                f"{param.id!r} must be one of {', '.join(repr(v) for v in allowed.values())}; got {value!r}.{did_you_mean}"
+            problems.append(
+                FieldProblem(
+                    param.id,
+                    f"{param.id!r} must be one of {', '.join(repr(v) for v in allowed.values())}; got {value!r}.{did_you_mean}",
+                )
             )
             return value
         return allowed[str(value)]
@@ -164,15 +171,35 @@ def _coerce(param: Parameter, value: Any, errors: list[str]) -> Any:
         limit = to_number(param.raw.get("maxlength") or param.raw.get("maxLength"))
         text = value if isinstance(value, str) else str(value)
         if limit and len(text) > limit:
-            errors.append(f"{param.id!r} is {len(text)} characters long; the model takes at most {limit}.")
+            message = f"{param.id!r} is {len(text)} characters long; the model takes at most {limit}."
+            problems.append(FieldProblem(param.id, message))
         return text
     return value
+
+
+def coerce_values(model: Model, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` converted to their parameters' types and checked (files are left as given): a form's prefill.
+
+    Raises ValidationError listing every problem, like `prepare_run`, without reading files or encoding.
+    """
+    by_id = {p.id: p for p in model.parameters}
+    problems: list[FieldProblem] = []
+    values: dict[str, Any] = {}
+    for name, value in params.items():
+        param = by_id.get(name)
+        if param is None:
+            problems.append(FieldProblem(name, f"{model.slug} has no parameter {name!r}."))
+        else:
+            values[name] = value if param.is_file else _coerce(param, value, problems)
+    if problems:
+        raise ValidationError(f"{model.slug}: " + " ".join(p.message for p in problems), problems=problems)
+    return values
 
 
 def prepare_run(model: Model, params: dict[str, Any], *, callback_url: str | None = None) -> PreparedRun:
     """Validate `params` against `model` and encode them for /Run. Raises ValidationError listing every problem."""
     by_id = {p.id: p for p in model.parameters}
-    errors: list[str] = []
+    problems: list[FieldProblem] = []
     fields: list[tuple[str, Any]] = []  # (name, scalar or URL list) in order
     uploads: list[tuple[str, FileInput]] = []
     summary: dict[str, Any] = {}
@@ -187,12 +214,12 @@ def prepare_run(model: Model, params: dict[str, Any], *, callback_url: str | Non
                 continue
             close = difflib.get_close_matches(name, list(by_id), n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            errors.append(f"{model.slug} has no parameter {name!r}.{hint}")
+            problems.append(FieldProblem(name, f"{model.slug} has no parameter {name!r}.{hint}"))
             continue
         if param.is_file:
-            _file_param(model, param, value, fields, uploads, summary, errors)
+            _file_param(model, param, value, fields, uploads, summary, problems)
             continue
-        coerced = _coerce(param, value, errors)
+        coerced = _coerce(param, value, problems)
         fields.append((name, coerced))
         summary[name] = coerced
 
@@ -205,19 +232,19 @@ def prepare_run(model: Model, params: dict[str, Any], *, callback_url: str | Non
             continue
         if not param.is_file and param.default not in (None, "", []):
             # Servers differ on whether a required input may be left to its default: send it.
-            value = _coerce(param, param.default, errors)
+            value = _coerce(param, param.default, problems)
             fields.append((param.id, value))
             summary[param.id] = value
             continue
-        errors.append(f"{param.id!r} is required ({param.describe()}).")
+        problems.append(FieldProblem(param.id, f"{param.id!r} is required ({param.describe()})."))
 
     if callback_url:
         fields.append(("callbackUrl", callback_url))
         summary["callbackUrl"] = callback_url
-    if errors:
+    if problems:
         raise ValidationError(
-            f"{model.slug}: " + " ".join(errors),
-            errors=errors,
+            f"{model.slug}: " + " ".join(p.message for p in problems),
+            problems=problems,
             hint=f"Nothing was sent or charged. `Wiro().model({model.slug!r})` shows every parameter.",
         )
 
@@ -244,14 +271,14 @@ def _file_param(
     fields: list[tuple[str, Any]],
     uploads: list[tuple[str, FileInput]],
     summary: dict[str, Any],
-    errors: list[str],
+    problems: list[FieldProblem],
 ) -> None:
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     if param.type == "fileinput" and len(items) > 1:
-        errors.append(f"{param.id!r} takes one file or URL; got {len(items)}.")
+        problems.append(FieldProblem(param.id, f"{param.id!r} takes one file or URL; got {len(items)}."))
         return
     if param.max_files and len(items) > param.max_files:
-        errors.append(f"{param.id!r} takes at most {param.max_files} files/URLs; got {len(items)}.")
+        problems.append(FieldProblem(param.id, f"{param.id!r} takes at most {param.max_files} files/URLs; got {len(items)}."))
         return
     urls = [str(v).strip() for v in items if is_url(v)]
     local: list[FileInput] = []
@@ -261,7 +288,7 @@ def _file_param(
         try:
             local.append(read_file_input(item, param.id))
         except ValidationError as exc:
-            errors.append(exc.message)
+            problems.append(FieldProblem(param.id, exc.message))
     summary[param.id] = [u for u in urls] + [f"{f.name} (sha256:{f.sha256[:16]})" for f in local]
     if param.type == "fileinput" and not urls:
         summary[param.id] = summary[param.id][0] if summary[param.id] else None

@@ -30,16 +30,19 @@ class Subscriber(Protocol):
 
     def on_binary(self, payload: bytes) -> None: ...
 
-    def on_socket_state(self, connected: bool) -> None: ...
+    def on_socket_state(self, connected: bool, reason: str = "") -> None: ...
 
 
 class TaskSocket:
     """Keeps one connection open while anyone is subscribed; reconnects with backoff."""
 
-    def __init__(self, url: str, *, open_timeout: float = 10.0, max_backoff: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, open_timeout: float = 10.0, max_backoff: float = 10.0, max_message: int = 16 * 1024**2
+    ) -> None:
         self.url = url
         self.open_timeout = open_timeout
         self.max_backoff = max_backoff
+        self.max_message = max_message
         self._subscribers: dict[str, Subscriber] = {}
         self._connection: Any = None
         self._runner: asyncio.Task[None] | None = None
@@ -89,13 +92,13 @@ class TaskSocket:
         with contextlib.suppress(Exception):
             await self.send_json({"type": "task_info", "tasktoken": token})
 
-    def _set_connected(self, connected: bool) -> None:
+    def _set_connected(self, connected: bool, reason: str = "") -> None:
         if self.connected == connected:
             return
         self.connected = connected
         for subscriber in list(self._subscribers.values()):
             try:
-                subscriber.on_socket_state(connected)
+                subscriber.on_socket_state(connected, reason)
             except Exception:  # a subscriber's bug must not kill the reader
                 log.exception("task socket subscriber failed")
 
@@ -104,11 +107,12 @@ class TaskSocket:
 
         failures = 0
         while self._subscribers:
+            reason = ""
             try:
                 async with websockets.connect(
                     self.url,
                     open_timeout=self.open_timeout,
-                    max_size=None,
+                    max_size=self.max_message,
                     ping_interval=20,
                     ping_timeout=20,
                     close_timeout=2,
@@ -125,11 +129,18 @@ class TaskSocket:
                             break
             except asyncio.CancelledError:
                 raise
+            except websockets.ConnectionClosed as exc:
+                if exc.sent is not None and exc.sent.code == 1009:  # we closed it: a message over max_size
+                    reason = (
+                        f"A message on the task socket was larger than {self.max_message:,} bytes, so the socket was "
+                        "closed (raise the cap with max_response_bytes=); following by polling."
+                    )
+                log.info("task socket %s: %s", self.url, reason or exc)
             except Exception as exc:
                 log.info("task socket %s: %s", self.url, exc)
             finally:
                 self._connection = None
-                self._set_connected(False)
+                self._set_connected(False, reason)
             if not self._subscribers:
                 break
             failures += 1

@@ -1,22 +1,10 @@
-"""A task's life: its state, the follower that keeps it current, and the
+"""A task: its state (`TaskState`, fed by socket frames and Task/Detail reads) and the
 `AsyncTask` / `Task` handles users hold.
 
-Following a task (research notes §6, §8):
-- The socket tells us *when*: every frame becomes a `TaskEvent`, and the
-  terminal frame (`task_postprocess_end` or `task_cancel`; `task_end` and
-  `task_error` are NOT terminal) triggers one Task/Detail read for the
-  authoritative outputs and `pexit`. That read is the only delay between the
-  server's last frame and `done`.
-- Task/Detail is also read right after subscribing (the server does not
-  replay frames sent before registration), after each reconnect, when the
-  socket has been silent for `socket_silence` seconds, and on a backoff
-  schedule while the socket is down. So a dropped or silent socket costs
-  latency, never the result.
-- LLM `task_output` frames are cumulative snapshots; they are diffed into
-  deltas so consumers see only the new text.
-
-Every consumer (the status bar, the chat widget, the journal, a terminal
-progress line, a user's `on_event`) is a listener of one event stream.
+A handle talks to the tasks service of the client that made it (`client.tasks`, see
+`_tasks.py`) through the small `TaskService` protocol below, never to the client itself.
+LLM `task_output` frames are cumulative snapshots; the state turns them into deltas so
+consumers see only the new text (docs/protocol.md, Wiro §8).
 """
 
 from __future__ import annotations
@@ -31,28 +19,46 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._exceptions import (
-    AuthenticationError,
-    NotFoundError,
-    TaskCancelledError,
-    TaskFailedError,
-    WiroError,
-    WiroTimeoutError,
-)
+from ._exceptions import TaskCancelledError, TaskFailedError, WiroError, WiroTimeoutError
+from ._fields import maybe_json, to_number, to_text
 from ._loop import spawn
-from ._models import STAGES, TERMINAL, TaskEvent, maybe_json, to_number
-from ._outputs import Output
+from ._models import STAGES, TERMINAL, TaskEvent
+from ._outputs import Output, unique_names
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-    from ._client import AsyncWiro
+    from ._transport import HttpCore
 
 log = logging.getLogger("wiro_jupyter")
 
 Listener = Callable[[TaskEvent], None]
+
+
+class Follower(Protocol):
+    """What keeps one task current and tells its listeners (`_tasks.TaskFollower`)."""
+
+    finished: asyncio.Event
+
+    def add_listener(self, listener: Listener, *, replay: bool = False) -> None: ...
+
+    def remove_listener(self, listener: Listener) -> None: ...
+
+
+class TaskService(Protocol):
+    """What a task handle needs from its client (`client.tasks`, `_tasks.Tasks`)."""
+
+    def follow(self, state: TaskState) -> Follower: ...
+
+    async def detail(self, *, token: str | None = None, task_id: str | None = None) -> dict[str, Any]: ...
+
+    async def cancel(self, task: str | dict[str, str]) -> dict[str, Any]: ...
+
+    async def kill(self, task: str | dict[str, str]) -> dict[str, Any]: ...
+
+    def saved(self, state: TaskState, paths: list[Path]) -> None: ...
 
 
 def join_text(value: Any) -> str:
@@ -65,11 +71,9 @@ def _stage_index(status: str) -> int:
     return STAGES.index(status) if status in STAGES else -1
 
 
-def delta(old: str, new: str) -> tuple[str, bool]:
-    """The new text of a cumulative snapshot; (text, True) when it replaced rather than grew."""
-    if new.startswith(old):
-        return new[len(old) :], False
-    return new, True
+def delta(old: str, new: str) -> str:
+    """The new text of a cumulative snapshot (the whole text when it replaced rather than grew)."""
+    return new[len(old) :] if new.startswith(old) else new
 
 
 @dataclass
@@ -97,6 +101,7 @@ class TaskState:
     events: list[TaskEvent] = field(default_factory=list)
     failure: WiroError | None = None  # the follower could not finish (auth revoked, …)
     complete: bool = False  # a Task/Detail read showed a terminal status: outputs and pexit are final
+    http: HttpCore | None = field(default=None, repr=False, compare=False)  # downloads go through the client's core
 
     @property
     def done(self) -> bool:
@@ -108,23 +113,23 @@ class TaskState:
 
     def apply_detail(self, item: dict[str, Any]) -> None:
         self.detail = item
-        self.id = str(item.get("id") or self.id)
-        self.token = str(item.get("socketaccesstoken") or self.token)
-        status = str(item.get("status") or "")
+        self.id = to_text(item.get("id")) or self.id
+        self.token = to_text(item.get("socketaccesstoken")) or self.token
+        status = to_text(item.get("status"))
         if status in TERMINAL:
             self.status, self.complete = status, True
         elif status and _stage_index(status) >= _stage_index(self.status):
             self.status = status  # a lagging read must not move the status backwards
-        pexit = item.get("pexit")
-        self.pexit = None if pexit in (None, "") else str(pexit)
-        owner, project = item.get("modelslugowner"), item.get("modelslugproject")
+        pexit = to_text(item.get("pexit"))
+        self.pexit = pexit or None
+        owner, project = to_text(item.get("modelslugowner")), to_text(item.get("modelslugproject"))
         if owner and project and not self.model:
             self.model = f"{owner}/{project}"
-        self.debug_output = str(item.get("debugoutput") or "")
-        self.debug_error = str(item.get("debugerror") or "")
+        self.debug_output = to_text(item.get("debugoutput"))
+        self.debug_error = to_text(item.get("debugerror"))
         outputs = item.get("outputs")
         if isinstance(outputs, list):
-            self.outputs = [Output.from_raw(o) for o in outputs if isinstance(o, dict)]
+            self.outputs = [Output.from_raw(o, http=self.http) for o in outputs if isinstance(o, dict)]
         for out in self.outputs:
             if out.kind == "raw" and isinstance(out.content, dict):
                 # LLMs: the answer lives in the raw output (and debugoutput), not in files.
@@ -150,8 +155,8 @@ class TaskState:
                 self.status = "task_start"
         if kind == "task_output" and isinstance(message, dict) and ("answer" in message or "thinking" in message):
             answer, thinking = join_text(message.get("answer")), join_text(message.get("thinking"))
-            event.answer_delta, _ = delta(self.answer, answer)
-            event.thinking_delta, _ = delta(self.thinking, thinking)
+            event.answer_delta = delta(self.answer, answer)
+            event.thinking_delta = delta(self.thinking, thinking)
             self.answer, self.thinking = answer, thinking
             event.answer, event.thinking = answer, thinking
         elif kind == "task_output_full" and isinstance(message, dict):
@@ -168,7 +173,7 @@ class TaskState:
             cumulative = to_number(frame.get("cumulativeCost"))
             self.cost = float(cumulative) if cumulative is not None else self.cost
         elif kind == "task_postprocess_end" and isinstance(message, list):
-            self.outputs = [Output.from_raw(o) for o in message if isinstance(o, dict)] or self.outputs
+            self.outputs = [Output.from_raw(o, http=self.http) for o in message if isinstance(o, dict)] or self.outputs
         return event
 
     @property
@@ -186,141 +191,11 @@ class TaskState:
         return None
 
 
-class TaskFollower:
-    """Keeps one TaskState current from the socket and Task/Detail; emits events."""
-
-    def __init__(self, client: AsyncWiro, state: TaskState) -> None:
-        self.client = client
-        self.state = state
-        self.listeners: list[Listener] = []
-        self._wake = asyncio.Event()
-        self._terminal_frame = False
-        self._resync = True
-        self._socket_up = False
-        self._last_frame = time.monotonic()
-        self._poll_failures = 0
-        self.finished = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._runner is None:
-            self._runner = asyncio.ensure_future(self._run())
-
-    # -- listener plumbing ------------------------------------------------------------
-    def add_listener(self, listener: Listener, *, replay: bool = False) -> None:
-        if replay:
-            for event in list(self.state.events):
-                self._call(listener, event)
-        self.listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        with contextlib.suppress(ValueError):
-            self.listeners.remove(listener)
-
-    def emit(self, event: TaskEvent) -> None:
-        self.state.events.append(event)
-        if len(self.state.events) > 5000:  # a long stream keeps its start and its recent past
-            del self.state.events[100:1100]
-        for listener in list(self.listeners):
-            self._call(listener, event)
-
-    @staticmethod
-    def _call(listener: Listener, event: TaskEvent) -> None:
-        try:
-            listener(event)
-        except Exception:  # a display bug must never lose a task
-            log.exception("task event listener failed")
-
-    # -- socket subscriber -----------------------------------------------------------
-    def on_frame(self, frame: dict[str, Any]) -> None:
-        self._last_frame = time.monotonic()
-        event = self.state.event_from_frame(frame)
-        self.emit(event)
-        if event.kind in TERMINAL:
-            self._terminal_frame = True
-            self._wake.set()
-
-    def on_binary(self, payload: bytes) -> None:
-        self._last_frame = time.monotonic()
-        self.emit(TaskEvent(kind="audio", audio=payload))
-
-    def on_socket_state(self, connected: bool) -> None:
-        self._socket_up = connected
-        if connected:
-            self._resync = True  # frames may have been missed while away
-        else:
-            self.emit(TaskEvent(kind="socket_lost", message="The task socket dropped; following by polling."))
-        self._last_frame = time.monotonic()
-        self._wake.set()
-
-    # -- the loop --------------------------------------------------------------------
-    async def _run(self) -> None:
-        socket = self.client._task_socket()
-        socket.subscribe(self.state.token, self)
-        self._socket_up = socket.connected
-        # Read Task/Detail now only when the socket is already up (frames sent before our
-        # registration are not replayed). Otherwise the connect itself triggers that read,
-        # and a socket that never connects is covered by the polling schedule.
-        self._resync = self._socket_up
-        try:
-            while not self.state.done:
-                if self._terminal_frame or self._resync:
-                    self._resync = False
-                    await self._poll()
-                    if self._terminal_frame and not self.state.done:
-                        # The socket said it ended but Task/Detail lags behind: ask again shortly.
-                        await asyncio.sleep(min(self.client.poll_interval, 0.5))
-                    continue
-                timeout = self._next_poll_in()
-                if timeout <= 0:
-                    await self._poll()
-                    continue
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                self._wake.clear()
-        except (AuthenticationError, NotFoundError) as exc:
-            self.state.failure = exc
-            self.emit(TaskEvent(kind="error", message=str(exc)))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # never leave waiters hanging on a bug
-            log.exception("following task %s failed", self.state.token)
-            self.state.failure = WiroError(f"Following the task failed unexpectedly: {exc!r}")
-        finally:
-            socket.unsubscribe(self.state.token)
-            if self.state.failure is None:
-                self.emit(TaskEvent(kind="done", message=self.state.status))
-            self.finished.set()  # after the last event, so no waiter can miss it
-
-    def _next_poll_in(self) -> float:
-        if self._socket_up:
-            silence = time.monotonic() - self._last_frame
-            return self.client.socket_silence - silence
-        return min(30.0, self.client.poll_interval * (2 ** min(self._poll_failures, 6))) - (time.monotonic() - self._last_frame)
-
-    async def _poll(self) -> None:
-        before = self.state.status
-        try:
-            item = await self.client._task_detail(token=self.state.token)
-        except (AuthenticationError, NotFoundError):
-            raise
-        except WiroError as exc:  # 429/5xx/network after the core's own retries: keep trying, slower
-            self._poll_failures += 1
-            self._last_frame = time.monotonic()
-            log.info("Task/Detail for %s failed (%s); will retry", self.state.token, exc)
-            return
-        self._poll_failures = 0 if self._socket_up else self._poll_failures + 1
-        self._last_frame = time.monotonic()
-        self.state.apply_detail(item)
-        if self.state.status != before or self.state.done:
-            self.emit(TaskEvent(kind="poll", message=self.state.status, raw=item))
-
-
 class _TaskBase:
     """What sync and async task handles share: state, properties and displays."""
 
     _state: TaskState
-    _client: AsyncWiro
+    _service: TaskService
 
     @property
     def id(self) -> str:
@@ -404,8 +279,8 @@ class _TaskBase:
     def event_log(self) -> list[TaskEvent]:
         return list(self._state.events)
 
-    def _follower(self) -> TaskFollower:
-        return self._client._follower(self._state)
+    def _follower(self) -> Follower:
+        return self._service.follow(self._state)
 
     def _raise_for_outcome(self) -> None:
         state = self._state
@@ -437,12 +312,12 @@ class _TaskBase:
 class AsyncTask(_TaskBase):
     """A task, for `async` code. Obtained from `AsyncWiro.run()` / `.task()`."""
 
-    def __init__(self, client: AsyncWiro, state: TaskState) -> None:
-        self._client = client
+    def __init__(self, service: TaskService, state: TaskState) -> None:
+        self._service = service
         self._state = state
 
     async def refresh(self) -> AsyncTask:
-        self._state.apply_detail(await self._client._task_detail(token=self.token or None, task_id=self.id or None))
+        self._state.apply_detail(await self._service.detail(token=self.token or None, task_id=self.id or None))
         return self
 
     async def wait(self, timeout: float | None = None) -> AsyncTask:
@@ -480,12 +355,12 @@ class AsyncTask(_TaskBase):
 
     async def cancel(self) -> AsyncTask:
         """Cancel a task that is still queued (the server refuses once it runs: use kill())."""
-        await self._client.cancel(self._handle())
+        await self._service.cancel(self._handle())
         return await self._settle()
 
     async def kill(self) -> AsyncTask:
         """Stop a running task."""
-        await self._client.kill(self._handle())
+        await self._service.kill(self._handle())
         return await self._settle()
 
     async def stop(self) -> str:
@@ -495,13 +370,13 @@ class AsyncTask(_TaskBase):
         queued = self.status in ("task_queue", "task_accept")
         try:
             if queued:
-                await self._client.cancel(self._handle())
+                await self._service.cancel(self._handle())
                 action = "cancel"
             else:
                 raise WiroError("running")
         except WiroError:
             # Not cancellable any more (it started meanwhile): kill it.
-            await self._client.kill(self._handle())
+            await self._service.kill(self._handle())
             action = "kill"
         with contextlib.suppress(WiroError):
             await self._settle()
@@ -519,10 +394,12 @@ class AsyncTask(_TaskBase):
         return self
 
     async def save(self, directory: str | Path = ".", *, max_bytes: int | None = None) -> list[Path]:
-        """Download every output file into `directory` (streamed; safe names). Returns the paths."""
+        """Download every output file into `directory` (streamed; safe, distinct names). Returns the paths."""
         kwargs = {"max_bytes": max_bytes} if max_bytes else {}
-        paths = [await output.asave(directory, **kwargs) for output in self.outputs]
-        self._client._journal_saved(self._state, paths)
+        outputs = self.outputs
+        names = unique_names([o.name if o.kind != "raw" or "." in o.name else f"{o.name}.json" for o in outputs])
+        paths = [await output.asave(directory, filename=name, **kwargs) for output, name in zip(outputs, names, strict=True)]
+        self._service.saved(self._state, paths)
         return paths
 
     def add_listener(self, listener: Listener, *, replay: bool = True) -> None:
@@ -538,7 +415,7 @@ class Task(_TaskBase):
 
     def __init__(self, atask: AsyncTask) -> None:
         self._async = atask
-        self._client = atask._client
+        self._service = atask._service
         self._state = atask._state
 
     def refresh(self) -> Task:
@@ -606,7 +483,7 @@ class Task(_TaskBase):
         def listener(event: TaskEvent) -> None:
             inbox.put(event)
 
-        async def attach() -> TaskFollower:
+        async def attach() -> Follower:
             follower = self._follower()
             follower.add_listener(listener, replay=True)
 

@@ -39,12 +39,14 @@ HELP = """Chat with a Wiro LLM or a Dify-compatible (Wbot) chat app. The cell bo
     The body is sent as written, except that {name}, {obj.attr}, {d['key']}, {In[3]} and {Out[3]}
     are replaced by Python values (unknown names stay as written; {{ and }} are literal braces).
 
-    The cell shows the new turn: your message, then the answer streaming in as Markdown, the model's
+    The cell shows the new turn: your message, then the answer streaming in (its Markdown rendered), the model's
     thinking and an agent's tool steps folded away, images and files inline, usage and latency under
     it. Its Stop button stops generation (the cell then ends with the partial answer); interrupting
     the kernel stops it too (and fails the cell). Provenance (backend, model, session/conversation
     id, task or message id, elapsed time, cost/usage) is in the output's metadata["wiro"].
-    A saved notebook shows each turn as Markdown without a kernel.
+    A saved notebook shows each turn without a kernel. Answers are untrusted: what they contain shows as
+    text, links or inline data, never runs; images of an answer's Markdown stay links unless
+    WIRO_JUPYTER_REMOTE_IMAGES=1.
 
 Examples:
     %load_ext wiro_jupyter
@@ -62,6 +64,7 @@ whole conversation with an input box.
 """
 
 USAGE = "%%wchat [OWNER/MODEL] [--wbot] [--new] [--session NAME] [-o VAR]"
+FILES_TIMEOUT = 30.0  # seconds the end of a turn waits for its files to be fetched for display
 
 
 class _Parser(argparse.ArgumentParser):
@@ -168,9 +171,10 @@ class _Turn:
 
     With a widget front end: a `ChatView` of this turn only (no input box; its Stop button
     works while an awaited cell waits), displayed with a display id; when the turn ends the
-    same display gets the final bundle (widget view + Markdown/HTML/text transcript) and the
-    final provenance, so a saved notebook shows the answer. Without widgets (terminal IPython,
-    a plain shell): the finished reply is displayed once at the end.
+    same display gets the final bundle (widget view + sanitized HTML/text transcript, with the
+    turn's files once the kernel fetched them) and the final provenance, so a saved notebook shows
+    the answer. Without widgets (terminal IPython, a plain shell): the finished reply is displayed
+    once at the end (`_render.chat_message_bundle`).
     """
 
     def __init__(self, session: Any, text: str) -> None:
@@ -203,6 +207,7 @@ class _Turn:
             display(data, raw=True, metadata={**metadata, **provenance(self.session, message)})
             return
         self.view.complete(message)
+        self.view.wait_files(FILES_TIMEOUT)  # the saved copy shows them inline, not as links
         self._update(provenance(self.session, message))
 
     def failed(self, exc: BaseException, *, interrupted: bool = False) -> None:

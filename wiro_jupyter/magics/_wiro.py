@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import os
 import sys
@@ -149,13 +148,9 @@ def task_mimebundle(task: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _status_bundle(task: Any, note: str = "") -> dict[str, Any]:
-    from .._render import task_status_line
+    from .._render import status_bundle, task_status_line
 
-    line = task_status_line(task) + (f" — {note}" if note else "")
-    return {
-        "text/plain": line,
-        "text/html": f'<div class="wiro-task-status" style="color:#555;font-size:90%">{html.escape(line)}</div>',
-    }
+    return status_bundle(task_status_line(task) + (f" — {note}" if note else ""))
 
 
 class _Live:
@@ -298,20 +293,10 @@ def _show_form(shell: Any, plan: _Plan, *, show: bool = True) -> Any:
     """`--form` / `%wiro form`: the generated form, prefilled, with values checked like a run would."""
     from IPython.display import display
 
-    from .._exceptions import ValidationError, WiroError
-    from .._params import _coerce
+    from .._exceptions import WiroError
+    from .._params import coerce_values
 
-    values: dict[str, Any] = {}
-    errors: list[str] = []
-    by_id = {p.id: p for p in plan.model.parameters}
-    for name, value in plan.params.items():
-        param = by_id.get(name)
-        if param is None:
-            errors.append(f"{plan.model.slug} has no parameter {name!r}.")
-        else:
-            values[name] = value if param.is_file else _coerce(param, value, errors)
-    if errors:
-        raise ValidationError(f"{plan.model.slug}: " + " ".join(errors), errors=errors)
+    values = coerce_values(plan.model, plan.params)
     try:
         from ..widgets import form
     except ImportError:
@@ -584,14 +569,11 @@ def _sub_config(shell: Any, args: Any) -> None:
     from IPython.display import display
 
     from .._exceptions import redact
+    from .._render import table_bundle
 
-    rows = _config_rows()
+    rows = [(name, redact(value)) for name, value in _config_rows()]  # before escaping, so every secret is found
     text = "\n".join(f"{name:<17} {value}" for name, value in rows)
-    cells = "".join(
-        f"<tr><th style='text-align:left'>{html.escape(n)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
-        for n, v in rows
-    )
-    display({"text/plain": redact(text), "text/html": redact(f"<table>{cells}</table>")}, raw=True)
+    display(table_bundle(("setting", "value"), rows, text), raw=True)
 
 
 def _running_emulator() -> Any:
@@ -604,6 +586,7 @@ def _sub_emulator(shell: Any, args: Any) -> None:
     from IPython.display import display
 
     from .._emulated import stop_emulator, use_emulator
+    from .._render import escape, html_bundle
 
     if args.action == "status":
         emulator = _running_emulator()
@@ -635,13 +618,13 @@ def _sub_emulator(shell: Any, args: Any) -> None:
         "no cost). Remove %wiro emulator start (or run %wiro emulator stop) to use the real service."
     )
     notice = (
-        '<div style="border-left:4px solid #e0a800;background:#fff8e1;color:#5d4200;padding:6px 10px">'
-        f"&#9888; <b>Local Wiro emulator</b> at <code>{html.escape(emulator.base_url)}</code>: "
+        '<div style="border-left:4px solid #e0a800;background-color:#fff8e1;color:#5d4200;padding:6px 10px">'
+        f"&#9888; <b>Local Wiro emulator</b> at <code>{escape(emulator.base_url)}</code>: "
         "models and outputs are <b>synthetic</b> (no account, no network, no cost). "
         "Remove <code>%wiro emulator start</code> (or run <code>%wiro emulator stop</code>) "
         "to use the real service.</div>"
     )
-    display({"text/plain": text, "text/html": notice}, raw=True, metadata={"wiro": {"emulator": True}})
+    display(html_bundle(notice, text), raw=True, metadata={"wiro": {"emulator": True}})
 
 
 _SUBCOMMANDS = {

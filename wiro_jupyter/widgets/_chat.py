@@ -15,28 +15,33 @@ The view renders the `ChatEvent`s of a chat (either backend: they share the even
 Traits are the whole contract with `js/chat.js`: `turns` (finished turns), `pending` (the
 turn in flight: its user and assistant parts), `busy`, `stopping`, `show_input`, `title`,
 `placeholder`, `notice`. A turn is a dict: `role` ("user", "assistant" or "divider"),
-`text` (the user's words), `html` (the answer as Markdown rendered by markdown-it and
-sanitised by nh3, in Python), `thinking_html`, `thoughts` (agent steps: tool, thought,
-input, observation), `files` (url, type, name, mime), `meta` (model, task or tokens,
-latency, cost), `state` ("streaming", "done", "error", "stopped"), `error`, `progress`.
+`text` (the user's words), `html` (the answer as Markdown rendered and sanitised by
+`wiro_jupyter._render`, in Python), `thinking_html`, `thoughts` (agent steps: tool, thought,
+input, observation), `files` (url: an http(s) link, src: the content as a `data:` URL once the
+kernel fetched it, type, name, mime), `meta` (model, task or tokens, latency, cost), `state`
+("streaming", "done", "error", "stopped"), `error`, `progress`.
+
+Files are fetched by the kernel in a thread when their turn ends (`_render.embed_chat_file`;
+never on the chat's loop, which is where events arrive) and shown inline from `data:` URLs;
+until then, or when too big, they are links: showing a conversation requests nothing itself.
 
 Updates are throttled (at most ~20 a second however fast tokens arrive; the final state
 always, exact). The input box sends `{"action": "send", "text": ...}` and Stop sends
 `{"action": "stop"}`; both are handled on worker threads, never in the comm handler.
 
-Saved notebooks: the mimebundle carries the widget view plus `text/markdown`,
-`text/html` (sanitised) and `text/plain` transcripts, so the conversation shows without
+Saved notebooks: the mimebundle carries the widget view plus `text/html` (sanitised, from
+`_render.transcript_bundle`) and `text/plain` transcripts, so the conversation shows without
 a kernel (as it was when displayed; `%%wchat` updates its cell's copy when the turn ends).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
 import json
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,8 +49,8 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from .._messages import AgentThought, ChatEvent, ChatFile, ChatMessage, _md_label
-from .._render import render_markdown
+from .._messages import AgentThought, ChatEvent, ChatFile, ChatMessage
+from .._render import CHAT_EMBED_LIMIT, TranscriptEntry, data_url, embed_chat_file, render_markdown, safe_url, transcript_bundle
 from ._frontend import merge_bundle
 from ._static import static_file
 from ._throttle import Throttle
@@ -56,7 +61,6 @@ __all__ = ["ChatView", "meta_line"]
 
 UPDATE_INTERVAL = 0.05  # at most ~20 updates a second
 DETAIL_LIMIT = 4000  # characters of a tool input / observation shown
-AUDIO_LIMIT = 2 * 1024 * 1024  # text-to-speech audio inlined up to this size
 
 
 @dataclass
@@ -81,7 +85,8 @@ def _detail(value: Any) -> str:
 
 
 def _file(f: ChatFile) -> dict[str, str]:
-    return {"url": f.url, "type": f.type or "", "name": f.filename or f.type or "file", "mime": f.mime_type or ""}
+    name = f.filename or f.type or "file"
+    return {"url": safe_url(f.url), "src": f.embedded or "", "type": f.type or "", "name": name, "mime": f.mime_type or ""}
 
 
 def _thought(step: AgentThought) -> dict[str, str]:
@@ -166,6 +171,8 @@ class ChatView(anywidget.AnyWidget):
         self.interval = interval
         self.worker: threading.Thread | None = None  # the thread of the last input-box send (join it to wait)
         self.stop_thread: threading.Thread | None = None
+        self._embedders: list[threading.Thread] = []  # fetching the files of ended turns (see wait_files)
+        self._fetching: set[int] = set()  # ids of the ChatFiles those threads fetch (a turn may end twice)
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
         self._records: list[_Record] = []
@@ -191,6 +198,8 @@ class ChatView(anywidget.AnyWidget):
         if self.following:
             chat.add_listener(self.feed)
         self._sync()
+        for record in list(self._records):
+            self._embed_files(record)
 
     # -- building the transcript ------------------------------------------------------------
     def _new_record(self, query: str, role: str = "turn") -> _Record:
@@ -216,16 +225,18 @@ class ChatView(anywidget.AnyWidget):
 
     def add_message(self, message: ChatMessage) -> None:
         """Show a finished turn (e.g. from the chat's history)."""
-        self._add_finished(message)
+        record = self._add_finished(message)
         self._sync()
+        self._embed_files(record)
 
-    def _add_finished(self, message: ChatMessage) -> None:
+    def _add_finished(self, message: ChatMessage) -> _Record:
         with self._lock:
             record = self._record_for(message)
             record.state = "stopped" if message.metadata.get("stopped") else "done"
             record.error = str(message.metadata.get("error") or "") if record.state != "done" else ""
             record.cache = None
             self._version += 1
+        return record
 
     def add_divider(self, text: str = "new conversation") -> None:
         with self._lock:
@@ -305,6 +316,41 @@ class ChatView(anywidget.AnyWidget):
             throttle.flush(final=True)  # runs _sync now; nothing from this turn's throttle after it
         else:
             self._sync()
+        self._embed_files(record)
+
+    def _embed_files(self, record: _Record) -> None:
+        """Fetch the ended turn's files in a thread (events arrive on the chat's loop, which must not wait
+        for a download), then show them inline."""
+        with self._lock:
+            files = [f for f in (record.message.files if record.message else []) if f.embedded is None]
+            files = [f for f in files if id(f) not in self._fetching]
+            if not files:
+                return
+            self._fetching.update(id(f) for f in files)
+            thread = threading.Thread(target=self._embed_now, args=(record, files), name="wiro-chat-files", daemon=True)
+            self._embedders = [t for t in self._embedders if t.is_alive()] + [thread]
+        thread.start()
+
+    def _embed_now(self, record: _Record, files: list[ChatFile]) -> None:
+        try:
+            for f in files:
+                embed_chat_file(f)
+        except Exception:  # a file that cannot be shown inline stays a link
+            log.exception("fetching the files of a chat turn failed")
+        with self._lock:
+            self._fetching.difference_update(id(f) for f in files)
+            record.cache = None
+            self._version += 1
+        self._sync()
+
+    def wait_files(self, timeout: float = 30.0) -> bool:
+        """Block until the files of ended turns are fetched (True) or `timeout` passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._embedders)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
 
     def _build(self, record: _Record) -> list[dict[str, Any]]:
         if record.role == "divider":
@@ -314,9 +360,9 @@ class ChatView(anywidget.AnyWidget):
         user = {"id": record.key + "-u", "role": "user", "text": record.query, "files": user_files}
         answer = m.answer if m else ""
         files = [_file(f) for f in m.files if f.belongs_to != "user" and f.url] if m else []
-        if m is not None and m.audio and record.state != "streaming" and len(m.audio) <= AUDIO_LIMIT:
-            data = base64.b64encode(m.audio).decode()
-            files.append({"url": f"data:audio/mpeg;base64,{data}", "type": "audio", "name": "speech.mp3", "mime": "audio/mpeg"})
+        if m is not None and m.audio and record.state != "streaming" and len(m.audio) <= CHAT_EMBED_LIMIT:
+            speech = data_url("audio/mpeg", m.audio)
+            files.append({"url": speech, "src": speech, "type": "audio", "name": "speech.mp3", "mime": "audio/mpeg"})
         thoughts = []
         for step in m.agent_thoughts if m else []:
             if step.tool or (step.thought and step.thought.strip() != answer.strip()):
@@ -438,28 +484,6 @@ class ChatView(anywidget.AnyWidget):
         with self._lock:
             return list(self._records)
 
-    def markdown(self) -> str:
-        """The transcript as Markdown (what a saved notebook shows without a kernel)."""
-        blocks: list[str] = []
-        for record in self._snapshot():
-            if record.role == "divider":
-                blocks += ["---", f"*{_md_label(record.query)}*"]
-                continue
-            m = record.message
-            blocks.append(f"**You:** {record.query}")
-            name = _md_label((m.model if m else "") or self.title or "Assistant")
-            body = m._markdown() if m is not None else ""
-            if record.state == "streaming":
-                body = (body + "\n\n" if body else "") + "*(answering…)*"
-            if record.error:
-                label = "Stopped" if record.state == "stopped" else "Error"
-                body = (body + "\n\n" if body else "") + f"**{label}:** {record.error}"
-            blocks.append(f"**{name}:**\n\n{body}" if body else f"**{name}:**")
-            meta = meta_line(m, record.state, self.title) if record.state != "streaming" else ""
-            if meta:
-                blocks.append(f"*{_md_label(meta)}*")
-        return "\n\n".join(blocks) if blocks else "*(no messages yet)*"
-
     def text(self) -> str:
         lines: list[str] = []
         for record in self._snapshot():
@@ -477,12 +501,28 @@ class ChatView(anywidget.AnyWidget):
                 lines.append(f"({meta})")
         return "\n".join(lines) if lines else "(no messages yet)"
 
-    def static_html(self) -> str:
-        return f'<div class="wiro-chat-static">{render_markdown(self.markdown())}</div>'
+    def static_bundle(self) -> dict[str, Any]:
+        """The transcript as sanitized HTML and text (what a saved notebook shows without a kernel)."""
+        entries = []
+        for record in self._snapshot():
+            if record.role == "divider":
+                entries.append(TranscriptEntry(record.query, divider=True))
+                continue
+            m = record.message
+            entries.append(
+                TranscriptEntry(
+                    record.query,
+                    m,
+                    name=(m.model if m else "") or self.title or "Assistant",
+                    state=record.state,
+                    error=record.error,
+                    meta=meta_line(m, record.state, self.title) if record.state != "streaming" else "",
+                )
+            )
+        return transcript_bundle(entries, self.text())
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        static = {"text/plain": self.text(), "text/markdown": self.markdown(), "text/html": self.static_html()}
-        return merge_bundle(super()._repr_mimebundle_(**kwargs), static)
+        return merge_bundle(super()._repr_mimebundle_(**kwargs), self.static_bundle())
 
     def __repr__(self) -> str:
         turns = sum(1 for r in self._snapshot() if r.role == "turn")

@@ -18,7 +18,6 @@ set afterwards is one more message).
 
 from __future__ import annotations
 
-import html
 import io
 import keyword
 import re
@@ -28,14 +27,13 @@ from typing import Any
 
 import ipywidgets as w
 
-from .._exceptions import ValidationError, WiroError
+from .._exceptions import FieldProblem, ValidationError, WiroError
 from .._models import Model, Parameter, to_bool, to_number
 from .._params import prepare_run, url_companion
+from .._render import escape, html_bundle
 from ._frontend import merge_bundle
 
 LABEL_WIDTH = "180px"
-_QUOTED = re.compile(r"'([^']+)'")
-
 
 class Upload(io.BytesIO):
     """A file picked in the form: its bytes with the file's name (what `prepare_run` uploads)."""
@@ -84,7 +82,7 @@ _LAYOUTS: dict[str, dict[str, str]] = {
 
 
 def _label_html(param: Parameter) -> str:
-    label = html.escape(param.label or param.id)
+    label = escape(param.label or param.id)
     star = ' <span class="wiro-required" style="color:#b91c1c" title="required">*</span>' if param.required else ""
     return f"{label}{star}"
 
@@ -153,11 +151,11 @@ class Field:
     def _note_html(self) -> str:
         parts = []
         if self.error:
-            parts.append(f'<span class="wiro-error" style="color:#b91c1c">⚠ {html.escape(self.error)}</span>')
+            parts.append(f'<span class="wiro-error" style="color:#b91c1c">⚠ {escape(self.error)}</span>')
         if self.param.description:
             parts.append(
                 f'<span class="wiro-help" style="color:var(--jp-ui-font-color2,#6b7280);font-size:12px">'
-                f"{html.escape(self.param.description)}</span>"
+                f"{escape(self.param.description)}</span>"
             )
         return "<br>".join(parts)
 
@@ -499,7 +497,7 @@ class RunForm(w.VBox):
             children: list[Any] = []  # widgets and fields, in order
             if title:
                 header = w.HTML(
-                    f"<b>{html.escape(title)}</b>",
+                    f"<b>{escape(title)}</b>",
                     style=self._styles.style(w.HTML),
                     layout=self._styles.layout("auto"),
                     _dom_classes=("wiro-group-title",),
@@ -534,11 +532,11 @@ class RunForm(w.VBox):
 
     def _header_html(self) -> str:
         m = self.model
-        title = html.escape(m.title or m.slug)
-        price = f" · ${m.price:g}/{html.escape(m.price_method or 'run')}" if m.price is not None else ""
-        desc = html.escape(m.description.strip()[:300])
+        title = escape(m.title or m.slug)
+        price = f" · ${m.price:g}/{escape(m.price_method or 'run')}" if m.price is not None else ""
+        desc = escape(m.description.strip()[:300])
         return (
-            f'<div><b style="font-size:115%">{title}</b> <code>{html.escape(m.slug)}</code>'
+            f'<div><b style="font-size:115%">{title}</b> <code>{escape(m.slug)}</code>'
             f'<span style="color:#6b7280">{price}</span>'
             + (f'<div style="color:#6b7280">{desc}</div>' if desc else "")
             + "</div>"
@@ -592,9 +590,7 @@ class RunForm(w.VBox):
         try:
             prepare_run(self.model, self.values)
         except ValidationError as exc:
-            for message in exc.errors:
-                key = self._field_of(message)
-                errors[key] = f"{errors[key]} {message}".strip() if key in errors else message
+            errors = self._by_field(exc)
         created = False
         for pid, field in self.fields.items():
             created |= field.set_error(errors.get(pid, ""))
@@ -603,19 +599,19 @@ class RunForm(w.VBox):
         self._show_summary(errors)
         return errors
 
-    def _field_of(self, message: str) -> str:
-        for quoted in _QUOTED.findall(message):
-            if quoted in self.fields:
-                return quoted
-            if quoted in self._companions:
-                return self._companions[quoted]
-        return ""
+    def _by_field(self, exc: ValidationError) -> dict[str, str]:
+        """{field id: its messages}; a URL companion's problem shows at its file field, others under ''."""
+        errors: dict[str, str] = {}
+        for problem in exc.problems:
+            key = problem.field if problem.field in self.fields else self._companions.get(problem.field, "")
+            errors[key] = f"{errors[key]} {problem.message}".strip() if key in errors else problem.message
+        return errors
 
     def _show_summary(self, errors: dict[str, str]) -> None:
         if not errors:
             self.summary.value = ""
             return
-        general = html.escape(errors.get("", ""))
+        general = escape(errors.get("", ""))
         count = len([k for k in errors if k])
         text = f"{count} field{'s' if count != 1 else ''} need{'s' if count == 1 else ''} attention" if count else ""
         self.summary.value = (
@@ -647,7 +643,7 @@ class RunForm(w.VBox):
             self._live = True
             raise ValidationError(
                 f"{self.model.slug}: " + " ".join(errors.values()),
-                errors=list(errors.values()),
+                problems=[FieldProblem(field, message) for field, message in errors.items()],
                 hint="Nothing was sent. The messages are shown next to the fields.",
             )
         return self._start()
@@ -659,11 +655,11 @@ class RunForm(w.VBox):
             task = self.client.run(self.model.slug, self.values, wait=False)
         except ValidationError as exc:  # the server's own check: still nothing charged
             self._live = True
-            for message in exc.errors:
-                key = self._field_of(message)
+            errors = self._by_field(exc)
+            for key, message in errors.items():
                 if key in self.fields and self.fields[key].set_error(message):
                     self._relayout()
-            self._show_summary({self._field_of(m): m for m in exc.errors})
+            self._show_summary(errors)
             raise
         self.task = task
         self.view = TaskView(task)
@@ -690,9 +686,9 @@ class RunForm(w.VBox):
         except ValidationError:
             pass  # shown next to the fields
         except WiroError as exc:
-            self.summary.value = f'<span class="wiro-error" style="color:#b91c1c">⚠ {html.escape(str(exc))}</span>'
+            self.summary.value = f'<span class="wiro-error" style="color:#b91c1c">⚠ {escape(str(exc))}</span>'
         except Exception as exc:
-            self.summary.value = f'<span class="wiro-error" style="color:#b91c1c">⚠ {html.escape(repr(exc))}</span>'
+            self.summary.value = f'<span class="wiro-error" style="color:#b91c1c">⚠ {escape(repr(exc))}</span>'
         finally:
             self.run_button.disabled = False
             self._busy.release()
@@ -739,8 +735,8 @@ class RunForm(w.VBox):
     def _render_code(self) -> None:
         style = "background:var(--jp-layout-color2,#f3f4f6);padding:6px 8px;margin:4px 0;white-space:pre-wrap"
         self.code_view.value = (
-            f'<pre class="wiro-code-cell" style="{style}">{html.escape(self.code())}</pre>'
-            f'<pre class="wiro-code-python" style="{style}">{html.escape(self.python())}</pre>'
+            f'<pre class="wiro-code-cell" style="{style}">{escape(self.code())}</pre>'
+            f'<pre class="wiro-code-python" style="{style}">{escape(self.python())}</pre>'
         )
 
     # -- static fallbacks --------------------------------------------------------------------
@@ -750,19 +746,18 @@ class RunForm(w.VBox):
 
     def static_html(self) -> str:
         rows = "".join(
-            f"<tr><td><code>{html.escape(pid)}</code></td><td>{html.escape(f.param.label)}"
-            f"{' *' if f.param.required else ''}</td><td>{html.escape(_display_value(f.value))}</td></tr>"
+            f"<tr><td><code>{escape(pid)}</code></td><td>{escape(f.param.label)}"
+            f"{' *' if f.param.required else ''}</td><td>{escape(_display_value(f.value))}</td></tr>"
             for pid, f in self.fields.items()
         )
         return (
             f'<div class="wiro-form-static">{self._header_html()}'
             f"<table><tr><th>id</th><th>field</th><th>value</th></tr>{rows}</table>"
-            f"<pre>{html.escape(self.code())}</pre></div>"
+            f"<pre>{escape(self.code())}</pre></div>"
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        static = {"text/plain": self.text(), "text/html": self.static_html()}
-        return merge_bundle(super()._repr_mimebundle_(**kwargs), static)
+        return merge_bundle(super()._repr_mimebundle_(**kwargs), html_bundle(self.static_html(), self.text()))
 
     def __repr__(self) -> str:
         return f"<RunForm {self.model.slug} ({len(self.fields)} fields)>"

@@ -11,7 +11,6 @@ handled on a worker thread, so the kernel's comm handler never blocks.
 from __future__ import annotations
 
 import asyncio
-import html
 import inspect
 import logging
 import threading
@@ -22,6 +21,7 @@ import anywidget
 import traitlets as t
 
 from .._models import STAGES, TaskEvent, to_number
+from .._render import escape, html_bundle
 from ._frontend import merge_bundle
 from ._static import static_file
 from ._throttle import Throttle
@@ -280,19 +280,18 @@ class StatusBar(anywidget.AnyWidget):
     def static_html(self) -> str:
         color = STATE_COLORS.get(self.state, "#6b7280")
         steps = "".join(
-            f'<span title="{html.escape(s["label"])}" style="display:inline-block;width:{100 / len(self.stages):.2f}%;'
-            f'height:6px;background:{color if i <= self.stage else "#e5e7eb"};border-right:2px solid #fff"></span>'
+            f'<span title="{escape(s["label"])}" style="display:inline-block;width:{100 / len(self.stages):.2f}%;'
+            f'height:6px;background-color:{color if i <= self.stage else "#e5e7eb"};border-right:2px solid #fff"></span>'
             for i, s in enumerate(self.stages)
         )
         first, _, rest = self.text().partition("\n")
-        error = f'<pre style="color:#b91c1c;white-space:pre-wrap;margin:4px 0 0">{html.escape(rest)}</pre>' if rest else ""
+        error = f'<pre style="color:#b91c1c;white-space:pre-wrap;margin:4px 0 0">{escape(rest)}</pre>' if rest else ""
         return (
-            f'<div class="wiro-status-static" data-state="{html.escape(self.state)}" '
+            f'<div class="wiro-status-static" data-state="{escape(self.state)}" '
             f'style="border-left:4px solid {color};padding:4px 8px;margin:2px 0;font-family:sans-serif;font-size:13px">'
             f'<div style="display:flex;width:100%;margin-bottom:4px">{steps}</div>'
-            f'<span style="color:{color};font-weight:600">{html.escape(first)}</span>{error}</div>'
+            f'<span style="color:{color};font-weight:600">{escape(first)}</span>{error}</div>'
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        static = {"text/plain": self.text(), "text/html": self.static_html()}
-        return merge_bundle(super()._repr_mimebundle_(**kwargs), static)
+        return merge_bundle(super()._repr_mimebundle_(**kwargs), html_bundle(self.static_html(), self.text()))

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import ipywidgets
 
 from .._models import STAGES, TaskEvent
+from .._render import first_image, html_bundle
 from ._frontend import has_widget_frontend, merge_bundle
 from ._media import OutputsView
 from ._status import FINAL_KINDS, STAGE_LABELS, StatusBar, format_seconds, started_at, task_finished, task_state
@@ -73,10 +74,11 @@ class TaskView(ipywidgets.VBox):
         return "\n".join(x for x in (self.status_bar.text(), outputs) if x and not x.startswith("(no outputs"))
 
     def static_bundle(self) -> dict[str, Any]:
-        media = self.outputs_view.static_bundle()
-        bundle = {k: v for k, v in media.items() if k.startswith("image/")}
-        bundle["text/plain"] = self.text()
-        bundle["text/html"] = f'<div class="wiro-task-view-static">{self.status_bar.static_html()}{media["text/html"]}</div>'
+        fragment = f'<div class="wiro-task-view-static">{self.status_bar.static_html()}{self.outputs_view.static_html()}</div>'
+        bundle = html_bundle(fragment, self.text())
+        image = first_image(self.outputs_view.items)
+        if image is not None:
+            bundle[image[0]] = image[1]
         return bundle
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
