@@ -25,8 +25,6 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
 
 from wiro_jupyter import AsyncWiro, Wiro
-from wiro_jupyter._chat import AsyncChat, Chat
-from wiro_jupyter._dify import WbotChat
 from wiro_jupyter._exceptions import (
     AuthenticationError,
     ServerError,
@@ -34,9 +32,11 @@ from wiro_jupyter._exceptions import (
     ValidationError,
     WiroError,
 )
-from wiro_jupyter._messages import AgentThought, ChatEvent, ChatFile, ChatMessage
 from wiro_jupyter._render import render_markdown
-from wiro_jupyter._sessions import chat_session, forget_sessions, open_session, sessions
+from wiro_jupyter.chat._messages import AgentThought, ChatEvent, ChatFile, ChatMessage
+from wiro_jupyter.chat._sessions import chat_session, forget_sessions, open_session, sessions
+from wiro_jupyter.chat._wiro import AsyncChat, Chat
+from wiro_jupyter.dify._sync import WbotChat
 from wiro_jupyter.emulator import Emulator
 from wiro_jupyter.magics import _transform, load_ipython_extension
 from wiro_jupyter.magics._wchat import parse_wchat
@@ -151,12 +151,12 @@ def test_turns_continue_one_session_and_reset_starts_fresh(wiro: Wiro, emu: Emul
         assert message.thinking.startswith("The user wrote")
     record = emu.tasks[second.task_id]
     assert record.parameters["session_id"] == chat.session_id and record.parameters["user_id"] == chat.user_id
-    assert [m.query for m in chat.history] == ["The first message", "The second message"] and chat.last is second
+    assert [m.query for m in chat.turns] == ["The first message", "The second message"] and chat.last is second
     assert chat.last_task is not None and chat.last_task.id == second.task_id
 
     old = chat.session_id
     chat.reset()
-    assert chat.session_id != old and chat.history == [] and chat.last is None
+    assert chat.session_id != old and chat.turns == [] and chat.last is None
     assert "I remember 0 earlier turn(s)" in chat.send("After the reset").answer
     assert "I remember 0 earlier turn(s)" in Chat(client=wiro).send("A new chat").answer
     assert repr(chat).startswith("Chat(model='wiro/chat-llm', session_id=")
@@ -290,7 +290,7 @@ def test_errors_model_failure_validation_http_and_in_flight(wiro: Wiro, emu: Emu
     assert events[-1].kind == "error" and "failed" in events[-1].text
     partial = failed.value.partial_message  # type: ignore[attr-defined]
     assert partial.metadata["error"] and partial.metadata["memory"] is False  # no session_id on this model
-    assert not failing.busy and failing.history == []
+    assert not failing.busy and failing.turns == []
 
     chat = Chat(client=wiro)
     before = len(emu.tasks)
@@ -395,11 +395,10 @@ def test_session_history_and_widget(chat_env: Emulator) -> None:
     assert [t["text"] for t in view.turns if t["role"] == "user"] == ["Remember me", "And me"]
     bot, _ = open_session("bot", wbot=True)
     reply = bot.chat.send("Hi bot")
-    bot.record(reply)
-    assert bot.history == [reply] and bot.conversation == reply.conversation_id
+    assert bot.turns == [reply] and bot.conversation == reply.conversation_id
     assert [t["role"] for t in bot.widget().turns] == ["user", "assistant"]
     bot.new()
-    assert bot.history == [] and bot.conversation is None
+    assert bot.turns == [] and bot.conversation is None
 
 
 # ------------------------------------------------------------------------------------------------ the widget
@@ -632,7 +631,7 @@ def test_wchat_wbot_cells_continue_one_conversation(shell: Shell, awaited: bool)
     fresh = shell.run("%%wchat --wbot --new\nFresh start")
     assert "first turn of a new conversation" in fresh.result.answer
     assert fresh.result.conversation_id != message.conversation_id
-    assert sessions()["default"].history == [fresh.result]
+    assert sessions()["default"].turns == [fresh.result]
 
 
 def test_wchat_errors_are_short_and_never_show_a_key(

@@ -22,7 +22,6 @@ import httpx
 import pytest
 import respx
 
-from wiro_jupyter._dify import AsyncWbotChat, WbotChat, _Turn
 from wiro_jupyter._exceptions import (
     AuthenticationError,
     NotFoundError,
@@ -32,7 +31,10 @@ from wiro_jupyter._exceptions import (
     WiroConnectionError,
     WiroError,
 )
-from wiro_jupyter._messages import ChatEvent, ChatMessage
+from wiro_jupyter.chat._messages import ChatEvent, ChatMessage
+from wiro_jupyter.dify._client import AsyncWbotChat
+from wiro_jupyter.dify._sync import WbotChat
+from wiro_jupyter.dify._turn import _Turn
 from wiro_jupyter.emulator import Emulator
 from wiro_jupyter.emulator.dify._world import DifyWorld
 

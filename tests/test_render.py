@@ -21,9 +21,7 @@ import pytest
 from conftest import elements
 
 from wiro_jupyter import Wiro
-from wiro_jupyter._dify import WbotChat
 from wiro_jupyter._journal import JournalEntry, JournalList
-from wiro_jupyter._messages import AgentThought, ChatFile, ChatMessage
 from wiro_jupyter._models import Model, ModelList, Parameter
 from wiro_jupyter._outputs import Output
 from wiro_jupyter._render import (
@@ -37,6 +35,8 @@ from wiro_jupyter._render import (
     safe_url,
     task_bundle,
 )
+from wiro_jupyter.chat._messages import AgentThought, ChatFile, ChatMessage
+from wiro_jupyter.dify._sync import WbotChat
 from wiro_jupyter.emulator import Emulator
 from wiro_jupyter.widgets import ChatView, OutputsView, TaskView
 

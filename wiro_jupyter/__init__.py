@@ -32,13 +32,13 @@ _EXPORTS = {
     "Settings": "._config",
     "Journal": "._journal",
     "use_emulator": "._emulated",
-    "WbotChat": "._dify",
-    "AsyncWbotChat": "._dify",
-    "ChatMessage": "._messages",
-    "ChatEvent": "._messages",
-    "Chat": "._chat",
-    "AsyncChat": "._chat",
-    "chat_session": "._sessions",
+    "WbotChat": ".dify._sync",
+    "AsyncWbotChat": ".dify._client",
+    "ChatMessage": ".chat._messages",
+    "ChatEvent": ".chat._messages",
+    "Chat": ".chat._wiro",
+    "AsyncChat": ".chat._wiro",
+    "chat_session": ".chat._sessions",
     "form": ".widgets",
     "WiroError": "._exceptions",
     "AuthenticationError": "._exceptions",
@@ -55,10 +55,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from ._chat import AsyncChat, Chat
     from ._client import AsyncWiro, UploadedFile, Wiro, default_client, recover, tasks
     from ._config import Settings
-    from ._dify import AsyncWbotChat, WbotChat
     from ._emulated import use_emulator
     from ._exceptions import (
         AuthenticationError,
@@ -73,11 +71,14 @@ if TYPE_CHECKING:
         WiroTimeoutError,
     )
     from ._journal import Journal
-    from ._messages import ChatEvent, ChatMessage
     from ._models import Model, Parameter, TaskEvent
     from ._outputs import Output
-    from ._sessions import chat_session
     from ._task import AsyncTask, Task
+    from .chat._messages import ChatEvent, ChatMessage
+    from .chat._sessions import chat_session
+    from .chat._wiro import AsyncChat, Chat
+    from .dify._client import AsyncWbotChat
+    from .dify._sync import WbotChat
     from .widgets import form
 
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._api import WiroApi
 from ._config import Settings, mask
-from ._exceptions import NotFoundError, ValidationError, WiroError
+from ._exceptions import NotFoundError, WiroError
 from ._fields import object_list, to_number, to_text
 from ._journal import Journal, JournalEntry, JournalList
 from ._loop import run_sync
-from ._models import Model, ModelList, TaskEvent
+from ._models import Model, ModelList, TaskEvent, split_slug
 from ._params import prepare_run, read_file_input
 from ._task import AsyncTask, Task
 from ._tasks import Tasks
@@ -43,16 +43,6 @@ class UploadedFile:
     size: int | None = None
     content_type: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-
-def split_slug(slug: str) -> tuple[str, str]:
-    parts = [p for p in str(slug).strip().strip("/").split("/") if p]
-    if len(parts) != 2:
-        raise ValidationError(
-            f"{slug!r} is not a model slug.",
-            hint="Write it as 'owner/model', e.g. 'wiro/text-to-image'; Wiro().models() lists them.",
-        )
-    return parts[0], parts[1]
 
 
 class AsyncWiro:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _render
+from ._exceptions import ValidationError
 from ._fields import list_field, maybe_json, to_bool, to_number, to_text
 
 FILE_TYPES = ("fileinput", "multifileinput", "combinefileinput")
@@ -296,3 +297,13 @@ STAGES = (
     "task_postprocess_end",
 )
 TERMINAL = ("task_postprocess_end", "task_cancel")
+
+
+def split_slug(slug: str) -> tuple[str, str]:
+    parts = [p for p in str(slug).strip().strip("/").split("/") if p]
+    if len(parts) != 2:
+        raise ValidationError(
+            f"{slug!r} is not a model slug.",
+            hint="Write it as 'owner/model', e.g. 'wiro/text-to-image'; Wiro().models() lists them.",
+        )
+    return parts[0], parts[1]

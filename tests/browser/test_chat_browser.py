@@ -35,7 +35,7 @@ WATCH = """(root) => {
 def test_message_typed_in_the_widget_streams_its_answer(lab: JupyterLab, browser_page: Any) -> None:
     page = browser_page
     start = time.monotonic()
-    check = "print(len(chat.history), chat.history[-1].answer.splitlines()[2])"
+    check = "print(len(chat.turns), chat.turns[-1].answer.splitlines()[2])"
     lab.open_notebook(page, [SETUP, "chat = wj.Chat()\nchat.widget()", check], name="chat-input.ipynb")
     lab.run_all(page, check=False)  # the check cell fails until a message was sent
     widget = lab.wait_for(page, ".wiro-chat")

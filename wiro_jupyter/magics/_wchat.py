@@ -237,7 +237,7 @@ class _Plan:
 def _plan(shell: Any, line: str, body: str | None) -> _Plan:
     import sys
 
-    from .._sessions import open_session
+    from ..chat._sessions import open_session
 
     request = parse_wchat(line, shell.user_ns)
     text = interpolate(body or "", shell.user_ns).strip("\n")
@@ -250,7 +250,6 @@ def _plan(shell: Any, line: str, body: str | None) -> _Plan:
 
 
 def _finish(shell: Any, plan: _Plan, message: Any) -> Any:
-    plan.session.record(message)
     if plan.request.output:
         shell.user_ns[plan.request.output] = message
     return message
@@ -344,7 +343,7 @@ def complete(shell: Any, event: Any) -> list[str]:
         words.append("")
     if len(words) >= 2 and words[-2] in ("--session", "-o"):
         if words[-2] == "--session":
-            from .._sessions import sessions
+            from ..chat._sessions import sessions
 
             return sorted(sessions())
         return []

@@ -49,8 +49,8 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from .._messages import AgentThought, ChatEvent, ChatFile, ChatMessage
 from .._render import CHAT_EMBED_LIMIT, TranscriptEntry, data_url, embed_chat_file, render_markdown, safe_url, transcript_bundle
+from ..chat._messages import AgentThought, ChatEvent, ChatFile, ChatMessage
 from ._frontend import merge_bundle
 from ._static import static_file
 from ._throttle import Throttle
@@ -188,8 +188,7 @@ class ChatView(anywidget.AnyWidget):
                 self._loop = None
         self.following = bool(follow and chat is not None and hasattr(chat, "add_listener"))
         if messages is None:
-            history = getattr(chat, "history", None)
-            messages = list(history) if isinstance(history, list) else []
+            messages = list(chat.turns) if chat is not None else []
         for message in messages:
             self._add_finished(message)
         self.title = title if title is not None else _title(chat)

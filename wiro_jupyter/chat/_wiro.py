@@ -9,7 +9,7 @@
 Each `send()` runs the model once (`AsyncWiro.run`) with the chat's `session_id` and
 `user_id` (when the model declares them), so the server keeps the history. The task's
 events (cumulative LLM snapshots, see `_task`) become the same `ChatEvent` kinds the
-Dify-compatible chat (`_dify`) emits, and a turn ends as the same `ChatMessage`
+Dify-compatible chat (`wiro_jupyter.dify`) emits, and a turn ends as the same `ChatMessage`
 (`backend="wiro"`), so one widget and one magic serve both backends:
 
 - "progress": the turn was sent / the task is queued / running (`text` is a short label);
@@ -23,7 +23,7 @@ kills the task on the server; the turn then ends normally with what arrived and
 `message.metadata["stopped"] = True`. Leaving a `stream()` early, Ctrl-C in a blocking
 call and cancelling an awaiting coroutine stop the task too.
 
-Layout: `_WiroTurn` is the sans-I/O state of one turn (TaskEvents in, ChatEvents out);
+Layout: `_WiroTurn` (`_turn.py`) is the sans-I/O state of one turn (TaskEvents in, ChatEvents out);
 `AsyncChat` does the I/O once, asynchronously; `Chat` is the blocking flavour, a thin
 wrapper running the async core on the package's private loop (`_loop`).
 """
@@ -35,21 +35,21 @@ import contextlib
 import inspect
 import logging
 import os
-import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _loop
-from ._exceptions import ValidationError, WiroError
+from .. import _loop
+from .._exceptions import ValidationError, WiroError
+from .._models import split_slug
 from ._messages import ChatEvent, ChatListeners, ChatMessage
-from ._models import TaskEvent
+from ._turn import _WiroTurn
 
 if TYPE_CHECKING:
-    from ._client import AsyncWiro, Wiro
-    from ._models import Model
-    from ._task import AsyncTask, Task
-    from .widgets._chat import ChatView
+    from .._client import AsyncWiro, Wiro
+    from .._models import Model
+    from .._task import AsyncTask, Task
+    from ..widgets._chat import ChatView
 
 __all__ = ["DEFAULT_CHAT_MODEL", "AsyncChat", "Chat", "default_chat_model"]
 
@@ -60,17 +60,6 @@ DEFAULT_CHAT_MODEL = "wiro/chat-llm"
 
 ChatListener = Callable[[ChatEvent], Any]
 
-# Stage labels for "progress" events (only changes are reported).
-_STAGE_LABELS = {
-    "task_queue": "queued",
-    "task_accept": "queued",
-    "task_assign": "starting",
-    "task_preprocess_start": "starting",
-    "task_preprocess_end": "starting",
-    "task_start": "running",
-    "task_end": "finishing",
-    "task_postprocess_start": "finishing",
-}
 # What the chat sets itself: passing them as model parameters is a mistake.
 _RESERVED = ("session_id", "user_id")
 _process_user: str | None = None
@@ -97,110 +86,8 @@ def new_session_id() -> str:
 
 
 def _check_slug(model: str) -> str:
-    from ._client import split_slug
-
     owner, project = split_slug(model)
     return f"{owner}/{project}"
-
-
-# --------------------------------------------------------------------------- one turn (sans I/O)
-
-
-class _WiroTurn:
-    """The state of one chat turn: TaskEvents in, ChatEvents out; builds the ChatMessage."""
-
-    def __init__(self, query: str, params: dict[str, Any], *, model: str, session_id: str, user_id: str) -> None:
-        self.query = query
-        self.params = params
-        self.message = ChatMessage(query=query, backend="wiro", model=model, session_id=session_id, created_at=time.time())
-        self.message.metadata["user_id"] = user_id
-        self.task: AsyncTask | None = None
-        self.stop_requested = False
-        self.stop_job: asyncio.Future[Any] | None = None
-        self.finished = False
-        self.stage = ""
-        self._t0 = time.monotonic()
-        self._first: float | None = None
-        self._closed = False
-
-    def _event(self, kind: str, raw: dict[str, Any] | None = None, **kw: Any) -> ChatEvent:
-        return ChatEvent(kind=kind, raw=raw or {}, answer=self.message.answer, message=self.message, **kw)
-
-    def start(self) -> ChatEvent:
-        self.stage = "sending"
-        return self._event("progress", {"stage": "sending"}, text="sending")
-
-    def _mark_first(self) -> None:
-        if self._first is None:
-            self._first = time.monotonic() - self._t0
-
-    def _set_answer(self, new: str, raw: dict[str, Any]) -> list[ChatEvent]:
-        current = self.message.answer
-        if not new or new == current:
-            return []
-        self._mark_first()
-        self.message.answer = new
-        if new.startswith(current):
-            return [self._event("text", raw, text=new[len(current) :])]
-        return [self._event("replace", raw, text=new)]
-
-    def _set_thinking(self, new: str, raw: dict[str, Any]) -> list[ChatEvent]:
-        current = self.message.thinking
-        if not new or new == current:
-            return []
-        self._mark_first()
-        self.message.thinking = new
-        if new.startswith(current):
-            return [self._event("thinking", raw, text=new[len(current) :])]
-        # ChatEvent has no "thinking replace" kind: the whole text, marked in raw.
-        return [self._event("thinking", {**raw, "thinking_replace": True}, text=new)]
-
-    def feed(self, event: TaskEvent) -> list[ChatEvent]:
-        raw = event.raw if isinstance(event.raw, dict) else {}
-        message = event.message
-        if event.kind in ("task_output", "task_output_full") and isinstance(message, dict):
-            if "answer" not in message and "thinking" not in message:
-                return []
-            events = self._set_thinking(event.thinking, raw) + self._set_answer(event.answer, raw)
-            speed = message.get("speed")
-            if speed not in (None, ""):
-                self.message.usage["speed"] = f"{speed} {message.get('speedType') or ''}".strip()
-            return events
-        label = _STAGE_LABELS.get(event.kind)
-        if event.kind == "socket_lost":
-            label = "following by polling"
-        if label and label != self.stage and not self.message.answer:
-            self.stage = label
-            return [self._event("progress", raw, text=label)]
-        return []
-
-    def finish(self, task: AsyncTask) -> list[ChatEvent]:
-        """The task has ended: make the text exactly the task's final text; record task, cost, timing."""
-        events = self._set_thinking(task.thinking, {"final": True}) + self._set_answer(task.text, {"final": True})
-        m = self.message
-        m.task_id = task.id or None
-        m.metadata.update(task_id=task.id, task_token=task.token, status=task.status)
-        if task.done and task.elapsed is not None:
-            m.metadata["elapsed_s"] = round(float(task.elapsed), 3)
-        if task.cost is not None:
-            m.metadata["cost"] = task.cost
-            m.usage.update(total_price=task.cost, currency="USD")
-        return events
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        m = self.message
-        m.latency_s = time.monotonic() - self._t0
-        m.usage.setdefault("latency", round(m.latency_s, 3))
-        if self._first is not None:
-            m.metadata["first_token_s"] = round(self._first, 3)
-        if self.stop_requested:
-            m.metadata["stopped"] = True
-
-    def end(self) -> ChatEvent:
-        return self._event("end", {})
 
 
 # --------------------------------------------------------------------------- async core
@@ -239,7 +126,7 @@ class AsyncChat(ChatListeners):
         self.user_id = user_id or default_user()
         _check_params(params)
         self.params: dict[str, Any] = dict(params)
-        self.history: list[ChatMessage] = []
+        self.turns: list[ChatMessage] = []
         self.last: ChatMessage | None = None
         self.last_task: AsyncTask | None = None
         self._turn: _WiroTurn | None = None
@@ -250,7 +137,7 @@ class AsyncChat(ChatListeners):
     @property
     def client(self) -> AsyncWiro:
         if self._client is None:
-            from ._client import AsyncWiro
+            from .._client import AsyncWiro
 
             self._client = AsyncWiro()
         return self._client
@@ -258,13 +145,13 @@ class AsyncChat(ChatListeners):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(model={self.model!r}, session_id={self.session_id!r}, "
-            f"turns={len(self.history)}" + (f", params={self.params!r}" if self.params else "") + ")"
+            f"turns={len(self.turns)}" + (f", params={self.params!r}" if self.params else "") + ")"
         )
 
     def new(self) -> AsyncChat:
         """Start a fresh conversation: a new `session_id` (the model forgets), an empty history."""
         self.session_id = new_session_id()
-        self.history = []
+        self.turns = []
         self.last = None
         self._notify(ChatEvent(kind="progress", text="new conversation", raw={"new_session": self.session_id}))
         return self
@@ -401,7 +288,7 @@ class AsyncChat(ChatListeners):
             if not (turn.stop_requested and task.status == "task_cancel"):
                 await task.wait()  # raises when the model failed, or the task was stopped by someone else
             self.last = turn.message
-            self.history.append(turn.message)
+            self.turns.append(turn.message)
             turn.finished = True
             yield self._notify(turn.end())
         except WiroError as exc:
@@ -434,13 +321,13 @@ class AsyncChat(ChatListeners):
 
         Create it inside the event loop this chat runs on (its buttons run the chat there).
         """
-        from .widgets._chat import ChatView
+        from ..widgets._chat import ChatView
 
         return ChatView(self, **kwargs)
 
 
 def _is_blocking_client(client: Any) -> bool:
-    from ._client import AsyncWiro
+    from .._client import AsyncWiro
 
     return not isinstance(client, AsyncWiro)
 
@@ -484,7 +371,7 @@ class Chat:
         **params: Any,
     ) -> None:
         if client is None:
-            from ._client import default_client
+            from .._client import default_client
 
             client = default_client()
         elif not hasattr(client, "aio"):
@@ -524,9 +411,28 @@ class Chat:
         self.aio.params = dict(value or {})
 
     @property
-    def history(self) -> list[ChatMessage]:
+    def turns(self) -> list[ChatMessage]:
         """The finished turns of the current conversation (each ChatMessage holds its query too)."""
-        return self.aio.history
+        return self.aio.turns
+
+    # -- what a kept session needs (chat._sessions.ChatBackend)
+    backend = "wiro"
+
+    @property
+    def label(self) -> str:
+        """Who answers: the model's slug."""
+        return self.model
+
+    @property
+    def conversation(self) -> str:
+        """The server's id of the conversation: the `session_id` sent with every turn."""
+        return self.session_id
+
+    def changed_environment(self) -> str:
+        """Why this chat no longer matches WIRO_* (e.g. after `%wiro login`); '' when it does."""
+        from .._config import Settings
+
+        return "the Wiro API key or URL changed" if self.client.settings != Settings.resolve() else ""
 
     @property
     def last(self) -> ChatMessage | None:
@@ -535,7 +441,7 @@ class Chat:
     @property
     def last_task(self) -> Task | None:
         """The task of the last turn (a `Task`), e.g. for its event log."""
-        from ._task import Task
+        from .._task import Task
 
         return Task(self.aio.last_task) if self.aio.last_task is not None else None
 
@@ -564,14 +470,14 @@ class Chat:
 
     def stream(self, text: str, **params: Any) -> Iterator[ChatEvent]:
         """Send `text` and yield ChatEvents as they arrive (see AsyncChat.stream)."""
-        from ._loop import iterate_sync
+        from .._loop import iterate_sync
 
         turn = self.aio._new_turn(text, params)
         return iterate_sync(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
 
     def send(self, text: str, *, on_event: ChatListener | None = None, **params: Any) -> ChatMessage:
         """Send `text` and return the finished ChatMessage; `on_event` gets each ChatEvent in this thread."""
-        from ._loop import iterate_sync
+        from .._loop import iterate_sync
 
         turn = self.aio._new_turn(text, params)
         events = iterate_sync(self.aio._run(turn), on_interrupt=self.aio.stop, on_abandon=self.aio.stop)
@@ -589,7 +495,7 @@ class Chat:
 
     def widget(self, **kwargs: Any) -> ChatView:
         """A chat widget bound to this chat: the whole conversation, live, with an input box and Stop."""
-        from .widgets._chat import ChatView
+        from ..widgets._chat import ChatView
 
         return ChatView(self, **kwargs)
 

@@ -21,10 +21,10 @@ import json
 import time
 from typing import Any
 
-from ._dify_files import _chat_file
-from ._dify_http import _error_for
-from ._exceptions import ServerError, WiroConnectionError, WiroError
-from ._messages import AgentThought, ChatEvent, ChatFile, ChatMessage
+from .._exceptions import ServerError, WiroConnectionError, WiroError
+from ..chat._messages import AgentThought, ChatEvent, ChatFile, ChatMessage
+from ._errors import _error_for
+from ._files import _chat_file
 
 
 def _maybe_json(value: Any) -> Any:

@@ -22,16 +22,15 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._exceptions import AuthenticationError, ValidationError
-from ._messages import ChatMessage
+from .._exceptions import AuthenticationError, ValidationError
+from ._messages import ChatEvent, ChatMessage
 
 if TYPE_CHECKING:
-    from ._chat import Chat
-    from ._dify import WbotChat
-    from .widgets._chat import ChatView
+    from ..widgets._chat import ChatView
 
 __all__ = ["DEFAULT_SESSION", "ChatSession", "chat_session", "forget_sessions", "open_session", "sessions"]
 
@@ -48,52 +47,66 @@ _WBOT_KEY_HINT = (
 )
 
 
+class ChatBackend(Protocol):
+    """What a kept session needs from a chat: `Chat` (a Wiro LLM) and `WbotChat` (a Dify-compatible app)."""
+
+    backend: str  # "wiro" or "wbot"
+
+    @property
+    def label(self) -> str: ...  # who answers, for notes: "wiro/chat-llm", "the Wbot chat app"
+
+    @property
+    def conversation(self) -> str | None: ...  # the server's id of the conversation
+
+    @property
+    def turns(self) -> list[ChatMessage]: ...  # the finished turns of the current conversation
+
+    def changed_environment(self) -> str: ...  # why its key or URL no longer match the environment; ''
+
+    def new(self) -> Any: ...
+
+    def send(self, text: str, *, on_event: Callable[[ChatEvent], Any] | None = None) -> ChatMessage: ...
+
+    def stream(self, text: str) -> Iterator[ChatEvent]: ...
+
+    def stop(self) -> bool: ...
+
+    def widget(self, **kwargs: Any) -> ChatView: ...
+
+
 @dataclass
 class ChatSession:
-    """One named conversation: its backend ("wiro" or "wbot"), model, chat, and the turns sent through it."""
+    """One named conversation: its chat (either backend), the model chosen for it, when it began."""
 
     name: str
-    backend: str
-    model: str  # owner/model for "wiro"; "" for "wbot" (the app is chosen by its key)
-    chat: Any  # Chat | WbotChat
+    chat: ChatBackend
+    model: str  # owner/model of a Wiro LLM; "" for a Dify-compatible app (the key chooses the app)
     created_at: float = field(default_factory=time.time)
-    _wbot_history: list[ChatMessage] = field(default_factory=list, repr=False)
+
+    @property
+    def backend(self) -> str:
+        return self.chat.backend
 
     @property
     def label(self) -> str:
-        """'wiro/chat-llm' or 'the Wbot chat app'."""
-        return self.model if self.backend == "wiro" else "the Wbot chat app"
+        return self.chat.label
 
     @property
     def conversation(self) -> str | None:
-        """The server's id of the conversation: `session_id` (Wiro) or `conversation_id` (Wbot; None before the first answer)."""
-        if self.backend == "wiro":
-            return str(self.chat.session_id)
-        return self.chat.conversation_id
+        return self.chat.conversation
 
     @property
-    def history(self) -> list[ChatMessage]:
-        """The finished turns of the current conversation (Wbot: those recorded with `record()`)."""
-        if self.backend == "wiro":
-            return list(self.chat.history)
-        return list(self._wbot_history)
-
-    def record(self, message: ChatMessage) -> None:
-        """Keep a finished Wbot turn for `history` / `widget()` (a Wiro chat keeps its own history)."""
-        if self.backend == "wbot":
-            self._wbot_history.append(message)
+    def turns(self) -> list[ChatMessage]:
+        return list(self.chat.turns)
 
     def new(self) -> None:
         """Start over: a new conversation with the same backend, model and settings."""
         self.chat.new()
-        self._wbot_history = []
 
     def widget(self, **kwargs: Any) -> ChatView:
-        """A chat widget with this conversation so far (and, for Wiro, every later turn, live)."""
-        from .widgets._chat import ChatView
-
-        kwargs.setdefault("messages", self.history)
-        return ChatView(self.chat, **kwargs)
+        """A chat widget with this conversation so far, and every later turn, live."""
+        kwargs.setdefault("messages", self.turns)
+        return self.chat.widget(**kwargs)
 
 
 _lock = threading.RLock()
@@ -113,7 +126,7 @@ def open_session(
     Raises ValidationError for a bad model slug or `model` with `wbot`, AuthenticationError
     when the backend's API key is missing (nothing is kept then).
     """
-    from ._chat import _check_slug, default_chat_model
+    from ._wiro import _check_slug, default_chat_model
 
     name = (name or "").strip() or DEFAULT_SESSION
     if wbot and model:
@@ -132,7 +145,7 @@ def open_session(
             switch = (wanted == "wbot" and session.backend != "wbot") or (
                 wanted == "wiro" and (session.backend != "wiro" or session.model.lower() != str(model).lower())
             )
-            stale = "" if switch else _stale(session)
+            stale = "" if switch else session.chat.changed_environment()
             if not switch and not stale:
                 if new:
                     session.new()
@@ -148,7 +161,7 @@ def open_session(
                 )
         backend = wanted or _choice["backend"] or "wiro"
         chosen = model or (_choice["model"] if backend == "wiro" else None) or (default_chat_model() if backend == "wiro" else "")
-        session = ChatSession(name=name, backend=backend, model=chosen, chat=_make_chat(backend, chosen))
+        session = ChatSession(name=name, chat=_make_chat(backend, chosen), model=chosen)
         _SESSIONS[name] = session
         _remember(wanted, model)
         return session, note
@@ -156,7 +169,7 @@ def open_session(
 
 def chat_session(
     name: str = DEFAULT_SESSION, *, model: str | None = None, wbot: bool = False, new: bool = False
-) -> Chat | WbotChat:
+) -> ChatBackend:
     """The kept chat of session `name`: a `Chat` (Wiro LLM) or a `WbotChat`. See `open_session`."""
     session, note = open_session(name, model=model, wbot=wbot, new=new)
     if note:
@@ -184,32 +197,15 @@ def _remember(backend: str | None, model: str | None) -> None:
         _choice["model"] = model
 
 
-def _stale(session: ChatSession) -> str:
-    """Why the session's chat no longer matches the environment ('' when it does): e.g. after %wiro login."""
-    if session.backend == "wbot":
-        from ._dify import DEFAULT_WBOT_URL
-
-        key = os.environ.get("WBOT_API_KEY", "").strip() or None
-        url = (os.environ.get("WBOT_API_URL", "").strip() or DEFAULT_WBOT_URL).rstrip("/")
-        if key != session.chat.api_key or url != session.chat.base_url:
-            return "WBOT_API_KEY or WBOT_API_URL changed"
-        return ""
-    from ._config import Settings
-
-    if session.chat.client.settings != Settings.resolve():
-        return "the Wiro API key or URL changed"
-    return ""
-
-
-def _make_chat(backend: str, model: str) -> Any:
+def _make_chat(backend: str, model: str) -> ChatBackend:
     if backend == "wbot":
         if not os.environ.get("WBOT_API_KEY", "").strip():
             raise AuthenticationError("No API key for the Wbot chat.", hint=_WBOT_KEY_HINT, code="no_api_key")
-        from ._dify import WbotChat
+        from ..dify._sync import WbotChat
 
         return WbotChat()
-    from ._chat import Chat
-    from ._config import Settings
+    from .._config import Settings
+    from ._wiro import Chat
 
     if not Settings.resolve().api_key:
         raise AuthenticationError("No Wiro API key is set.", hint=_WIRO_KEY_HINT, code="no_api_key")

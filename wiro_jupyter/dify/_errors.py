@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ._exceptions import (
+from .._exceptions import (
     RateLimitError,
     ServerError,
     ValidationError,
@@ -25,7 +25,7 @@ from ._exceptions import (
     WiroError,
     WiroTimeoutError,
 )
-from ._transport import Service, error_class, retry_after
+from .._transport import Service, error_class, retry_after
 
 DEFAULT_WBOT_URL = "https://servicewbot.ecylt.top/v1"
 # Codes Dify sends with HTTP 400 when the app's model or provider failed: not the caller's mistake.

@@ -15,8 +15,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._messages import ChatFile
-from ._params import read_file_input
+from .._params import read_file_input
+from ..chat._messages import ChatFile
 
 # Dify's "document" file type (anything else that is not image/audio/video is "custom").
 _DOCUMENT_EXTENSIONS = frozenset(

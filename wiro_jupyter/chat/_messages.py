@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import _render
+from .. import _render
 
 T = TypeVar("T")
 
