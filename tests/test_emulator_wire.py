@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from imports import first_cycle, package_imports
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -832,26 +833,7 @@ def test_named_output_declares_hostile_and_duplicate_names_verbatim(emu: Emulato
 
 
 def emulator_imports() -> dict[str, set[str]]:
-    """Every emulator module and the modules it names in any import statement (lazy and TYPE_CHECKING ones too)."""
-    package = ROOT / "wiro_jupyter" / "emulator"
-    modules: dict[str, Path] = {}
-    for path in package.rglob("*.py"):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    imports: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-        named: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:  # relative: from this module's package, `level - 1` packages up
-                    base = ".".join([*here[: len(here) - node.level + 1], *([base] if base else [])])
-                named |= {base, *(f"{base}.{alias.name}" for alias in node.names)}
-            elif isinstance(node, ast.Import):
-                named |= {alias.name for alias in node.names}
-        imports[name] = named
-    return imports
+    return package_imports(ROOT / "wiro_jupyter" / "emulator")
 
 
 def test_emulator_imports_nothing_from_the_client() -> None:
@@ -866,19 +848,8 @@ def test_emulator_imports_nothing_from_the_client() -> None:
 
 def test_emulator_modules_form_no_import_cycle() -> None:
     imports = emulator_imports()
-    edges = {module: {t for t in named if t in imports and t != module} for module, named in imports.items()}
-    done: set[str] = set()
-
-    def visit(module: str, path: list[str]) -> None:
-        for target in edges[module]:
-            assert target not in path, "import cycle: " + " -> ".join([*path[path.index(target):], target])
-            if target not in done:
-                visit(target, [*path, target])
-        done.add(module)
-
-    for module in sorted(edges):
-        visit(module, [module])
-    assert len(edges) > 20 and "wiro_jupyter.emulator._state" in edges  # the walk saw the whole package
+    assert first_cycle(imports) is None, "import cycle: " + " -> ".join(first_cycle(imports) or [])
+    assert len(imports) > 20 and "wiro_jupyter.emulator._state" in imports  # the walk saw the whole package
 
 
 def test_importing_the_emulator_is_cheap() -> None:

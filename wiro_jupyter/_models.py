@@ -222,27 +222,6 @@ class ModelList(list[Model]):
         return _render.model_list_bundle(self, self.total)
 
 
-def output_kind(content_type: str, name: str) -> str:
-    """image / audio / video / text / json / raw / file, from the MIME type or the name."""
-    ct = (content_type or "").lower()
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if ct == "raw":
-        return "raw"
-    if ct.startswith("image/gif") or ext == "gif":
-        return "video"
-    if ct.startswith("image/") or ext in ("png", "jpg", "jpeg", "webp", "bmp"):
-        return "image"
-    if ct.startswith("audio/") or ext in ("wav", "mp3", "ogg", "flac", "m4a"):
-        return "audio"
-    if ct.startswith("video/") or ext in ("mp4", "webm", "mov"):
-        return "video"
-    if "json" in ct or ext == "json":
-        return "json"
-    if ct.startswith("text/") or ext in ("txt", "md", "csv"):
-        return "text"
-    return "file"
-
-
 @dataclass
 class TaskEvent:
     """One thing that happened to a task, as it arrived (socket frame or poll).

@@ -23,7 +23,8 @@ from urllib.parse import unquote, urlparse
 from . import _render
 from ._exceptions import WiroError
 from ._fields import to_number, to_text
-from ._models import output_kind
+from ._mime import output_kind
+from ._transport import shared_core
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -55,21 +56,6 @@ def unique_names(names: list[str]) -> list[str]:
         taken.add(candidate.lower())
         result.append(candidate)
     return result
-
-
-_shared_core: HttpCore | None = None
-
-
-def _core(http: HttpCore | None) -> HttpCore:
-    """The core of the client that ran the task; a shared one for outputs made without a client."""
-    global _shared_core
-    if http is not None:
-        return http
-    if _shared_core is None:
-        from ._transport import HttpCore
-
-        _shared_core = HttpCore()
-    return _shared_core
 
 
 @dataclass
@@ -128,7 +114,7 @@ class Output:
         if self.kind == "raw":
             target.write_text(json.dumps(self.content, ensure_ascii=False, indent=2))
         else:
-            await _core(self.http).download(self.url, target, max_bytes=max_bytes)
+            await (self.http or shared_core()).download(self.url, target, max_bytes=max_bytes)
         self.path = target
         return target
 
@@ -140,7 +126,7 @@ class Output:
             return json.dumps(self.content, ensure_ascii=False).encode()
         from ._loop import run_sync
 
-        return run_sync(_core(self.http).fetch(self.url, max_bytes=max_bytes))
+        return run_sync((self.http or shared_core()).fetch(self.url, max_bytes=max_bytes))
 
     def open(self) -> Image:
         """A PIL image, opened lazily, with Pillow's decompression-bomb guard left on."""

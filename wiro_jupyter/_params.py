@@ -20,6 +20,7 @@ from typing import Any
 
 from ._exceptions import FieldProblem, ValidationError
 from ._fields import to_bool, to_number
+from ._mime import sniff
 from ._models import Model, Parameter
 
 # Accepted by every model without being declared (docs: callbackUrl on all models).
@@ -79,32 +80,6 @@ def read_file_input(value: Any, param_id: str, *, what: str | None = None) -> Fi
         f"Cannot send a {type(value).__name__} as a file ({what}).",
         hint="Give a file path, bytes, an open file, a PIL image, or an http(s) URL.",
     )
-
-
-def sniff(data: bytes) -> tuple[str, str]:
-    """(extension, MIME type) of some bytes, from their first bytes."""
-    head = data[:16]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png", "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return ".jpg", "image/jpeg"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return ".gif", "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp", "image/webp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return ".wav", "audio/wav"
-    if head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3"):
-        return ".mp3", "audio/mpeg"
-    if head[4:8] == b"ftyp":
-        return ".mp4", "video/mp4"
-    if head[:4] == b"%PDF":
-        return ".pdf", "application/pdf"
-    try:
-        data[:4096].decode("utf-8")
-    except UnicodeDecodeError:
-        return ".bin", "application/octet-stream"
-    return ".txt", "text/plain"
 
 
 @dataclass

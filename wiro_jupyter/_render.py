@@ -31,14 +31,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._journal import JournalEntry
-    from ._messages import ChatFile, ChatMessage
-    from ._models import Model
-    from ._outputs import Output
-    from ._task import _TaskBase
+from ._renderable import ChatFile, ChatMessage, JournalEntry, Model, Output
+from ._renderable import Task as _TaskBase
 
 log = logging.getLogger("wiro_jupyter")
 
@@ -455,11 +451,12 @@ def embed_chat_file(file: ChatFile, *, limit: int = CHAT_EMBED_LIMIT) -> str:
     if url.lower().startswith("data:"):
         file.embedded = url
         return url
-    from ._outputs import Output
-    from ._params import sniff
+    from ._loop import run_sync
+    from ._mime import sniff
+    from ._transport import shared_core
 
     try:  # fetched the way an output file is: the shared HTTP core, no credentials, a size cap
-        data = Output(name=file.filename, url=url, content_type=file.mime_type).read(max_bytes=limit)
+        data = run_sync(shared_core().fetch(url, max_bytes=limit))
     except RuntimeError:
         return ""  # called on the package's loop: link it this time, fetch it from another thread later
     except WiroError:

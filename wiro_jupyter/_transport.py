@@ -447,6 +447,17 @@ class HttpCore:
             raise WiroConnectionError(f"Downloading {_name(url)} from {origin(url)} failed ({type(exc).__name__}).") from None
 
 
+_shared: HttpCore | None = None
+
+
+def shared_core() -> HttpCore:
+    """The core for downloads that no client made (a chat's files, an `Output` built by hand): no credentials."""
+    global _shared
+    if _shared is None:
+        _shared = HttpCore()
+    return _shared
+
+
 async def _download_chunks(response: httpx.Response, url: str) -> AsyncIterator[bytes]:
     async for chunk in response.aiter_bytes(1 << 16):
         yield chunk
