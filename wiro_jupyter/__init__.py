@@ -39,6 +39,10 @@ _EXPORTS = {
     "Chat": ".chat._wiro",
     "AsyncChat": ".chat._wiro",
     "chat_session": ".chat._sessions",
+    "BatchResult": ".batch",
+    "BatchItem": ".batch",
+    "BatchRun": ".batch",
+    "Comparison": ".batch",
     "form": ".widgets",
     "WiroError": "._exceptions",
     "AuthenticationError": "._exceptions",
@@ -75,6 +79,7 @@ if TYPE_CHECKING:
     from ._outputs import Output
     from ._task import AsyncTask, Task
     from .chat._messages import ChatEvent, ChatMessage
+    from .batch import BatchItem, BatchResult, BatchRun, Comparison
     from .chat._sessions import chat_session
     from .chat._wiro import AsyncChat, Chat
     from .dify._client import AsyncWbotChat

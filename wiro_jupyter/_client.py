@@ -22,8 +22,9 @@ from ._loop import run_sync
 from ._models import Model, ModelList, TaskEvent, split_slug
 from ._params import prepare_run, read_file_input
 from ._task import AsyncTask, Task
-from ._tasks import Tasks
+from ._tasks import Tasks, reuse_by_default
 from ._transport import DEFAULT_MAX_BODY, HttpCore
+from .batch._methods import AsyncBatchMethods, BatchMethods
 
 if TYPE_CHECKING:
     import httpx
@@ -45,7 +46,7 @@ class UploadedFile:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-class AsyncWiro:
+class AsyncWiro(AsyncBatchMethods):
     """The Wiro API for `async` code.
 
     Credentials come from the arguments or WIRO_API_KEY / WIRO_API_SECRET (a
@@ -165,13 +166,23 @@ class AsyncWiro:
         timeout: float | None = None,
         callback_url: str | None = None,
         on_event: EventCallback | None = None,
+        reuse: bool | None = None,
         **params: Any,
     ) -> AsyncTask:
         """Run a model. Parameters are checked against its definition first (nothing is sent if
         one is wrong). With `wait=True` (default) returns the finished task; raises
-        TaskFailedError if it failed. With `wait=False` returns at once, already followed live."""
+        TaskFailedError if it failed. With `wait=False` returns at once, already followed live.
+
+        `reuse=True`: when the journal has a task of an identical request (same model, parameters
+        and input files by content) that finished successfully, return that task instead of
+        paying again, and say so on stderr ("reused task N from <time>") and as a `reused` event.
+        `None` (default) follows WIRO_REUSE=1 (`%wiro config reuse=on`), else off."""
         model = await self.model(slug)
         prepared = prepare_run(model, {**(inputs or {}), **params}, callback_url=callback_url)
+        if reuse or (reuse is None and reuse_by_default()):
+            reused = await self.tasks.reuse(model, prepared, on_event=on_event)
+            if reused is not None:
+                return reused
         task = await self.tasks.submit(model, prepared, on_event=on_event)
         if wait:
             await task.wait(timeout)
@@ -227,7 +238,7 @@ class AsyncWiro:
         )
 
 
-class Wiro:
+class Wiro(BatchMethods):
     """The Wiro API for ordinary (blocking) code: scripts, threads and notebooks alike.
 
     >>> wiro = Wiro()                              # WIRO_API_KEY / WIRO_API_SECRET from the environment
@@ -310,14 +321,17 @@ class Wiro:
         timeout: float | None = None,
         callback_url: str | None = None,
         on_event: EventCallback | None = None,
+        reuse: bool | None = None,
         **params: Any,
     ) -> Task:
-        """Run a model and (by default) wait for it. See `AsyncWiro.run`.
+        """Run a model and (by default) wait for it. See `AsyncWiro.run` (also for `reuse`).
 
         `on_event` is called from the package's loop thread for every event.
         Ctrl-C / interrupting the kernel while waiting stops the task on the server.
         """
-        atask = run_sync(self._async.run(slug, inputs, wait=False, callback_url=callback_url, on_event=on_event, **params))
+        atask = run_sync(
+            self._async.run(slug, inputs, wait=False, callback_url=callback_url, on_event=on_event, reuse=reuse, **params)
+        )
         task = Task(atask)
         if wait:
             task.wait(timeout)

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -83,6 +84,11 @@ class Tasks:
             self._socket = None
 
     # -- starting -----------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        """The API URL this client's tasks run at (journal rows of other servers are not ours to resume)."""
+        return self._api.settings.api_url
+
     async def submit(
         self,
         model: Model,
@@ -148,7 +154,7 @@ class Tasks:
         nothing ran."""
         if self.journal is None:
             return None
-        entry = self.journal.reusable(run_fingerprint(model.slug, prepared.summary), self._api.settings.api_url)
+        entry = self.journal.reusable(run_fingerprint(model.slug, prepared.summary), self.api_url)
         if entry is None or not entry.token:
             return None
         try:
@@ -194,9 +200,8 @@ class Tasks:
         if not entries:
             return found
         journal = self.journal
-        api_url = self._api.settings.api_url
         model = entries[0].model
-        claimed = journal.task_ids(model, api_url) if journal else set()
+        claimed = journal.task_ids(model, self.api_url) if journal else set()
         earliest = min(e.created for e in entries) - RECONCILE_SLACK
         latest = max(e.updated for e in entries) + RECONCILE_SLACK
         open_rows = sorted(entries, key=lambda e: e.rowid)
@@ -322,6 +327,14 @@ class Tasks:
         """Record where a task's outputs were saved (for `recover()`)."""
         if self.journal:
             self.journal.saved(state.token, [str(p.resolve()) for p in paths])
+
+
+REUSE_ENV = "WIRO_REUSE"  # "1": run() reuses identical finished tasks unless told reuse=False (`%wiro config reuse=on`)
+
+
+def reuse_by_default() -> bool:
+    """The process-wide default of `run(reuse=None)`, read at each run."""
+    return os.environ.get(REUSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def run_fingerprint(model: str, summary: dict[str, Any]) -> str:
