@@ -43,6 +43,11 @@ _EXPORTS = {
     "BatchItem": ".batch",
     "BatchRun": ".batch",
     "Comparison": ".batch",
+    "VoiceSession": ".voice",
+    "AsyncVoiceSession": ".voice",
+    "VoiceTurn": ".voice",
+    "VoiceConnectionLost": ".voice",
+    "VoiceSessionEnded": ".voice",
     "form": ".widgets",
     "WiroError": "._exceptions",
     "AuthenticationError": "._exceptions",
@@ -81,6 +86,7 @@ if TYPE_CHECKING:
     from .chat._messages import ChatEvent, ChatMessage
     from .batch import BatchItem, BatchResult, BatchRun, Comparison
     from .chat._sessions import chat_session
+    from .voice import AsyncVoiceSession, VoiceConnectionLost, VoiceSession, VoiceSessionEnded, VoiceTurn
     from .chat._wiro import AsyncChat, Chat
     from .dify._client import AsyncWbotChat
     from .dify._sync import WbotChat

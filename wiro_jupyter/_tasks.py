@@ -395,6 +395,9 @@ def _for_the_log(event: TaskEvent) -> TaskEvent:
     90 kB answer in 900 frames). Live listeners get the full event; the log keeps the
     deltas, and the text itself lives once, in the task's state.
     """
+    if event.audio is not None:
+        # Realtime audio lives once, in the voice session that consumes it; the log notes each frame's size.
+        return replace(event, audio=None, raw={"bytes": len(event.audio)})
     if not (event.answer or event.thinking or event.kind == "task_output_full"):
         return event
     raw = {k: v for k, v in event.raw.items() if k != "message"}

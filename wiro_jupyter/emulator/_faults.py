@@ -67,6 +67,12 @@ class _Padding:
 
 
 @dataclass
+class _VoiceEnd:
+    after_turns: int
+    times: int
+
+
+@dataclass
 class _Knobs:
     front: list[_Armed] = field(default_factory=list)
     business: list[_Armed] = field(default_factory=list)
@@ -76,6 +82,7 @@ class _Knobs:
     oversized: _Padding | None = None
     drop_stream: int = 0
     concurrency: int | None = None
+    end_voice: _VoiceEnd | None = None
 
 
 class Faults:
@@ -181,6 +188,12 @@ class Faults:
         with self._lock:
             self._knobs.oversized = _Padding(_bounded(times), max(0, int(size)))
 
+    def end_voice_session(self, after_turns: int = 1, times: int = 1) -> None:
+        """The next `times` realtime sessions to connect are ended by the server once `after_turns` turns are
+        done, as when the balance runs out: a final `task_cost`, then `task_end` (Wiro §9)."""
+        with self._lock:
+            self._knobs.end_voice = _VoiceEnd(max(0, int(after_turns)), _bounded(times))
+
     # ---- Dify streams
 
     def drop_stream(self, times: int = 1) -> None:
@@ -238,6 +251,17 @@ class Faults:
             if drop.times <= 0:
                 self._knobs.drop_socket = None
             return True
+
+    def take_end_voice_session(self) -> int | None:
+        """After how many turns the server must end a realtime session now connecting, if `end_voice_session` is armed."""
+        with self._lock:
+            knob = self._knobs.end_voice
+            if knob is None:
+                return None
+            knob.times -= 1
+            if knob.times <= 0:
+                self._knobs.end_voice = None
+            return knob.after_turns
 
     def take_drop_stream(self) -> bool:
         with self._lock:

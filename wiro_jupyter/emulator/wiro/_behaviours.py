@@ -11,6 +11,7 @@ from typing import Any
 
 from . import _media
 from ._models import ModelFailure, RunContext
+from ._records import INTERRUPT, SERVER_END
 
 
 def progress_message(step: int, total: int, started: float) -> dict[str, str]:
@@ -229,7 +230,10 @@ async def run_realtime_echo(ctx: RunContext) -> None:
         chunk = await ctx.next_audio()
         if chunk is None:  # task_session_end, or every listener gone
             return
-        if chunk == "interrupt":
+        if chunk == SERVER_END:  # e.g. the balance ran out: a final cost, then the task ends (Wiro §9)
+            await ctx.send_event("task_cost", turnCost=0.0, cumulativeCost=round(cumulative, 6), usage={})
+            return
+        if chunk == INTERRUPT:
             await ctx.send_event("task_stream_end")
             continue
         assert isinstance(chunk, bytes)

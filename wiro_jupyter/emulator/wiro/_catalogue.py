@@ -5,7 +5,7 @@ References like "Wiro §4.1" are sections of docs/protocol.md.
 
 from __future__ import annotations
 
-from . import _behaviours
+from . import _behaviours, _realtime
 from ._models import ModelSpec, group, param
 
 _STYLES = [("Photo", "photo"), ("Illustration", "illustration"), ("Pixel art", "pixel-art"), ("None", "")]
@@ -194,6 +194,44 @@ def _catalogue() -> list[ModelSpec]:
                 param("text", "textarea", "Text", default="hello", note="The content unless the type is image/*"),
             ])],
             _behaviours.run_named_output, 0.0, "cpr", "1 second",
+        ),
+        # Realtime models (Wiro §9), named and parameterised like the real ones.
+        ModelSpec(
+            "1014", "gpt-realtime-mini", "gpt-realtime-mini", "GPT Realtime Mini (emulated)",
+            "A voice conversation: answers each utterance (found by the silence after it) with both transcripts "
+            "and a tone whose length depends on what you said.",
+            ("realtime-conversation", "realtime"),
+            [group("Inputs", [
+                param("voice", "select", "Voice", default="marin", options=[("Marin", "marin"), ("Cedar", "cedar")]),
+                param("system_instructions", "textarea", "System Instructions"),
+                param("input_audio_format", "text", "Input Audio Format", default="audio/pcm"),
+                param("output_audio_format", "text", "Output Audio Format", default="audio/pcm"),
+                param("input_audio_rate", "text", "Input Audio Rate", default="24000"),
+                param("output_audio_rate", "text", "Output Audio Rate", default="24000"),
+            ])],
+            _realtime.run_conversation, _realtime.CONVERSATION_PRICE, "cp-realtimeturn", "realtime", owner="openai",
+        ),
+        ModelSpec(
+            "1015", "moss-tts", "moss-tts", "MOSS TTS (emulated)",
+            "Streaming text-to-speech: speaks the text as a melody of tones over the socket (audio only).",
+            ("text-to-speech", "realtime"),
+            [group("Inputs", [
+                param("text", "textarea", "Text", required=True, placeholder="Text to speak"),
+                param("temperature", "float", "Temperature", default=1.0, minvalue="0", maxvalue="2", step="0.1"),
+                param("topP", "float", "Top P", default=0.9, minvalue="0", maxvalue="1", step="0.05"),
+                param("topK", "number", "Top K", default=50, minvalue="1", maxvalue="200"),
+            ])],
+            _realtime.run_streaming_tts, _realtime.TTS_PRICE, "cp-realtimeturn", "realtime",
+        ),
+        ModelSpec(
+            "1016", "voxtral-mini-realtime", "voxtral-mini-realtime", "Voxtral Mini Realtime (emulated)",
+            "Streaming speech-to-text: transcribes what you say word by word (no audio back).",
+            ("speech-to-text", "realtime"),
+            [group("Inputs", [
+                param("transcriptionDelay", "select", "Transcription Delay", default="balanced",
+                      options=[("Fast", "fast"), ("Balanced", "balanced"), ("Accurate", "accurate")]),
+            ])],
+            _realtime.run_streaming_stt, _realtime.STT_PRICE, "cp-realtimeturn", "realtime",
         ),
     ]
 

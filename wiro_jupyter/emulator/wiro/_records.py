@@ -16,6 +16,11 @@ from ._ids import cdn_folder, hex_id
 from ._models import InputFile, ModelSpec
 
 TERMINAL = ("task_postprocess_end", "task_cancel")
+# Control items on a realtime task's `audio` queue, next to the PCM chunks: the client's interrupt, and
+# the server's own end of the session (`faults.end_voice_session`, Wiro §9). `None` is the client's end.
+INTERRUPT = "interrupt"
+SERVER_END = "server_end"
+RECORD_CAP = 5 * 60 * 48_000  # PCM bytes a VoiceLog keeps per direction: five minutes at 24 kHz
 PRE_RUN = ("task_accept", "task_assign", "task_preprocess_start", "task_preprocess_end", "task_start")
 STATUS_TIMES = {
     "task_queue": "createtime", "task_accept": "accepttime", "task_assign": "assigntime",
@@ -23,6 +28,40 @@ STATUS_TIMES = {
     "task_start": "starttime", "task_end": "endtime", "task_postprocess_start": "postprocessstarttime",
     "task_postprocess_end": "postprocessendtime", "task_cancel": "canceltime",
 }
+
+
+@dataclass(eq=False)
+class VoiceLog:
+    """What a realtime session exchanged (Wiro §9), kept for tests: `emu.tasks[id].voice`.
+
+    The PCM itself is kept up to `RECORD_CAP` bytes per direction; the counters and frame lists
+    cover the whole session.
+    """
+
+    pcm_in: bytearray = field(default_factory=bytearray)  # PCM received, token prefix removed
+    bytes_in: int = 0
+    frames_in: list[int] = field(default_factory=list)  # PCM bytes of each binary frame received
+    times_in: list[float] = field(default_factory=list)  # time.monotonic() of each frame received
+    pcm_out: bytearray = field(default_factory=bytearray)  # PCM sent (the model's voice)
+    bytes_out: int = 0
+    frames_out: list[int] = field(default_factory=list)
+    costs: list[dict[str, Any]] = field(default_factory=list)  # every task_cost frame sent
+    interrupts: int = 0  # task_session_interrupt frames received
+    session_end: bool = False  # the client sent task_session_end
+    end_after_turns: int | None = None  # armed by faults.end_voice_session
+
+    def received(self, pcm: bytes) -> None:
+        self.bytes_in += len(pcm)
+        self.frames_in.append(len(pcm))
+        self.times_in.append(time.monotonic())
+        if len(self.pcm_in) < RECORD_CAP:
+            self.pcm_in += pcm[: RECORD_CAP - len(self.pcm_in)]
+
+    def sent(self, pcm: bytes) -> None:
+        self.bytes_out += len(pcm)
+        self.frames_out.append(len(pcm))
+        if len(self.pcm_out) < RECORD_CAP:
+            self.pcm_out += pcm[: RECORD_CAP - len(self.pcm_out)]
 
 
 @dataclass(eq=False)
@@ -56,6 +95,7 @@ class TaskRecord:
     runner: asyncio.Task[None] | None = None
     listener: asyncio.Event = field(default_factory=asyncio.Event)
     audio: asyncio.Queue[bytes | str | None] = field(default_factory=asyncio.Queue)
+    voice: VoiceLog = field(default_factory=VoiceLog)
 
     @property
     def terminal(self) -> bool:

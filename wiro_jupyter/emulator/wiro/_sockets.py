@@ -1,7 +1,8 @@
 """The task WebSocket (Wiro §8, §9): connections, which task tokens each listens to, frames in and out.
 
 The socket faults (`refuse_socket`, `silent_socket`, `drop_socket`, `oversized_socket_frame`) are
-played here. References like "Wiro §8" are sections of docs/protocol.md.
+played here, and `end_voice_session` is armed here; realtime audio in and out is recorded on each
+task's `VoiceLog` (`emu.tasks[id].voice`). References like "Wiro §8" are sections of docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.websockets import WebSocket
 
 from .._faults import Faults
 from .._stats import Stats
+from ._records import INTERRUPT, SERVER_END, TaskRecord
 from ._tasks import TaskEngine
 
 
@@ -73,6 +75,8 @@ class SocketHub:
                 self.state.engine.on_last_listener_gone(token)
 
     def broadcast(self, token: str, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "task_cost":
+            self._on_cost(token, frame)
         listeners = self.listeners.get(token, ())
         if self.state.faults.silent or not listeners:
             return
@@ -82,6 +86,9 @@ class SocketHub:
             conn.push(text)
 
     def send_binary(self, token: str, data: bytes) -> None:
+        task = self.state.engine.by_token.get(token)
+        if task is not None:
+            task.voice.sent(data.partition(b"|")[2])
         if self.state.faults.silent:
             return
         for conn in self.listeners.get(token, ()):
@@ -162,15 +169,20 @@ class SocketHub:
             return  # unknown tokens are ignored (Wiro §8)
         if kind == "task_info":
             # No ack and no replay of past frames: late listeners sync with Task/Detail (Wiro §8).
+            first = not task.listener.is_set()
             self.register(conn, token)
             task.listener.set()
+            if first and task.realtime:
+                self._arm_server_end(task)
             with self._registered:
                 self._registrations[token] += 1
                 self._registered.notify_all()
         elif kind == "task_session_end" and task.realtime and not task.terminal:
+            task.voice.session_end = True
             task.audio.put_nowait(None)
         elif kind == "task_session_interrupt" and task.realtime and not task.terminal:
-            task.audio.put_nowait("interrupt")
+            task.voice.interrupts += 1
+            task.audio.put_nowait(INTERRUPT)
 
     def _on_binary(self, data: bytes) -> None:
         # Realtime audio: ASCII token, "|", raw PCM16 (Wiro §9).
@@ -178,8 +190,33 @@ class SocketHub:
         if not sep:
             return
         task = self.state.engine.by_token.get(head.decode("ascii", errors="replace"))
-        if task is not None and task.realtime and task.status == "task_start":
+        if task is None or not task.realtime:
+            return
+        task.voice.received(pcm)
+        if task.status == "task_start":
             task.audio.put_nowait(pcm)
+
+    # ---- the server's own end of a realtime session (faults.end_voice_session, Wiro §9)
+
+    def _arm_server_end(self, task: TaskRecord) -> None:
+        after = self.state.faults.take_end_voice_session()
+        if after is None:
+            return
+        if after == 0:
+            task.audio.put_nowait(SERVER_END)
+        else:
+            task.voice.end_after_turns = after
+
+    def _on_cost(self, token: str, frame: dict[str, Any]) -> None:
+        # Every turn ends with a task_cost frame, so counting them counts the turns.
+        task = self.state.engine.by_token.get(token)
+        if task is None:
+            return
+        voice = task.voice
+        voice.costs.append({k: frame.get(k) for k in ("turnCost", "cumulativeCost", "usage")})
+        if voice.end_after_turns is not None and len(voice.costs) >= voice.end_after_turns:
+            voice.end_after_turns = None
+            task.audio.put_nowait(SERVER_END)
 
 
 def _padded(frame: dict[str, Any], size: int) -> str:
