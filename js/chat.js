@@ -9,60 +9,7 @@
 // is set as text or as a checked URL, never parsed as HTML. A file shows inline only from `src`, the
 // `data:` URL of what the kernel fetched; otherwise it is a link: showing a turn requests nothing.
 // The input box sends {action: "send", text}; the Stop button sends {action: "stop"}.
-
-const CSS = `
-.wiro-chat { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
-  color: var(--jp-ui-font-color1, #1f2937); border: 1px solid var(--jp-border-color2, #e5e7eb);
-  border-radius: 6px; background: var(--jp-layout-color1, #fff); max-width: 920px; }
-.wiro-chat-head { display: flex; align-items: center; gap: 8px; padding: 4px 10px;
-  border-bottom: 1px solid var(--jp-border-color2, #e5e7eb); color: var(--jp-ui-font-color2, #6b7280); }
-.wiro-chat-title { font-weight: 600; color: var(--jp-ui-font-color1, #1f2937); }
-.wiro-chat-log { max-height: 560px; overflow-y: auto; padding: 8px 10px; display: flex; flex-direction: column;
-  gap: 8px; }
-.wiro-chat-empty { color: var(--jp-ui-font-color2, #9ca3af); font-style: italic; }
-.wiro-chat-turn { display: flex; flex-direction: column; max-width: 88%; }
-.wiro-chat-turn.user { align-self: flex-end; align-items: flex-end; }
-.wiro-chat-turn.assistant { align-self: flex-start; }
-.wiro-chat-bubble { padding: 6px 10px; border-radius: 10px; line-height: 1.5; overflow-wrap: anywhere; }
-.wiro-chat-turn.user .wiro-chat-bubble { background: #2563eb; color: #fff; white-space: pre-wrap;
-  border-bottom-right-radius: 3px; }
-.wiro-chat-turn.assistant .wiro-chat-bubble { background: var(--jp-layout-color2, #f3f4f6);
-  border-bottom-left-radius: 3px; min-width: 3em; }
-.wiro-chat-answer > :first-child { margin-top: 0; } .wiro-chat-answer > :last-child { margin-bottom: 0; }
-.wiro-chat-answer pre { background: var(--jp-layout-color3, #e5e7eb); padding: 6px 8px; overflow: auto;
-  border-radius: 4px; }
-.wiro-chat-answer table { border-collapse: collapse; } .wiro-chat-answer td, .wiro-chat-answer th {
-  border: 1px solid var(--jp-border-color2, #d1d5db); padding: 2px 6px; }
-.wiro-chat-turn[data-state="streaming"] .wiro-chat-answer::after { content: "▍"; color: var(--jp-ui-font-color2, #9ca3af); }
-.wiro-chat-progress { color: var(--jp-ui-font-color2, #6b7280); font-style: italic; }
-.wiro-chat-thinking, .wiro-chat-step { color: var(--jp-ui-font-color2, #6b7280); margin: 0 0 4px;
-  border-left: 3px solid var(--jp-border-color2, #d1d5db); padding-left: 8px; }
-.wiro-chat-thinking > summary, .wiro-chat-step > summary { cursor: pointer; user-select: none; }
-.wiro-chat-step pre { white-space: pre-wrap; font-size: 12px; margin: 2px 0; max-height: 16em; overflow: auto;
-  font-family: var(--jp-code-font-family, monospace); background: var(--jp-layout-color1, #fff); padding: 4px 6px; }
-.wiro-chat-step-label { font-weight: 600; font-size: 11px; text-transform: uppercase; margin-top: 4px; }
-.wiro-chat-files { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 4px; }
-.wiro-chat-files img { max-width: min(100%, 360px); max-height: 360px; border-radius: 4px; display: block; }
-.wiro-chat-files audio, .wiro-chat-files video { max-width: min(100%, 480px); }
-.wiro-chat-turn.user .wiro-chat-files a { color: #fff; }
-.wiro-chat-meta { font-size: 11px; color: var(--jp-ui-font-color2, #6b7280); margin: 2px 4px 0; }
-.wiro-chat-error { color: #b91c1c; white-space: pre-wrap; font-size: 12px; margin-top: 4px; }
-.wiro-chat-turn[data-state="stopped"] .wiro-chat-error { color: var(--jp-ui-font-color2, #6b7280); }
-.wiro-chat-divider { align-self: stretch; text-align: center; color: var(--jp-ui-font-color2, #9ca3af);
-  font-size: 11px; border-top: 1px dashed var(--jp-border-color2, #d1d5db); padding-top: 2px; }
-.wiro-chat-bar { display: flex; gap: 6px; padding: 6px 10px; border-top: 1px solid var(--jp-border-color2, #e5e7eb);
-  align-items: flex-end; }
-.wiro-chat-input { flex: 1 1 auto; display: flex; }
-.wiro-chat-input textarea { flex: 1 1 auto; resize: vertical; min-height: 2.2em; max-height: 12em; font: inherit;
-  padding: 4px 6px; border: 1px solid var(--jp-border-color1, #9ca3af); border-radius: 4px;
-  background: var(--jp-layout-color0, #fff); color: inherit; }
-.wiro-chat-bar button { font: inherit; padding: 3px 12px; border-radius: 4px; cursor: pointer;
-  border: 1px solid var(--jp-border-color1, #9ca3af); background: var(--jp-layout-color2, #f3f4f6); color: inherit; }
-.wiro-chat-bar button.wiro-chat-send { background: #2563eb; border-color: #2563eb; color: #fff; }
-.wiro-chat-bar button.wiro-chat-stop { border-color: #b91c1c; color: #b91c1c; }
-.wiro-chat-bar button:disabled { opacity: .45; cursor: default; }
-.wiro-chat-notice { color: #b45309; font-size: 12px; padding: 0 10px 6px; }
-`;
+// The stylesheet is js/chat.css, which the widget loads once per page (anywidget's `_css`).
 
 // The kernel's `_render.safe_url`, again here (each ES module loads on its own): inert data: types only.
 const DATA_OK = /^data:(image\/(png|jpeg|gif|webp)|(audio|video)\/[a-z0-9][a-z0-9.+-]*|application\/octet-stream);base64,/i;
@@ -113,8 +60,6 @@ function fileNode(f) {
 const drafts = new WeakMap();
 
 function render({ model, el }) {
-  const style = node("style");
-  style.textContent = CSS;
   const root = node("div", "wiro-chat");
   const head = node("div", "wiro-chat-head");
   const title = node("span", "wiro-chat-title");
@@ -134,7 +79,7 @@ function render({ model, el }) {
   bar.append(inputWrap, send, stop);
   const notice = node("div", "wiro-chat-notice");
   root.append(head, log, bar, notice);
-  el.append(style, root);
+  el.append(root);
 
   const views = new Map(); // turn id -> {el, parts, last}
   let clickedStop = false;

@@ -4,40 +4,7 @@
 // `html`, `answer_html` and `thinking_html` arrive sanitized (markdown-it + nh3 in the kernel); every
 // other value is set as text or as a checked URL, never parsed as HTML. Media play only from `src`, the
 // `data:` URL of what the kernel fetched; an output without one is a link: showing it requests nothing.
-
-const CSS = `
-.wiro-media { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
-  color: var(--jp-ui-font-color1, #1f2937); }
-.wiro-media > * { margin: 6px 0; }
-.wiro-grid { display: grid; gap: 6px; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); }
-.wiro-grid.single { display: block; }
-.wiro-grid.single img { width: auto; max-width: min(100%, 640px); }
-.wiro-grid figure { margin: 0; }
-.wiro-grid img { width: 100%; height: auto; display: block; cursor: zoom-in; border-radius: 3px;
-  background: var(--jp-layout-color2, #f3f4f6); }
-.wiro-grid figcaption, .wiro-caption { font-size: 11px; color: var(--jp-ui-font-color2, #6b7280); }
-.wiro-lightbox { position: fixed; inset: 0; z-index: 10000; background: rgba(0,0,0,.85); display: flex;
-  align-items: center; justify-content: center; cursor: zoom-out; }
-.wiro-lightbox img { height: 85vh; width: auto; max-width: 95vw; object-fit: contain; box-shadow: 0 0 24px #000; }
-.wiro-lightbox span { position: absolute; bottom: 12px; color: #eee; font: 12px sans-serif; }
-.wiro-media video, .wiro-media img.wiro-animated { max-width: min(100%, 720px); display: block; }
-.wiro-answer, .wiro-text { line-height: 1.5; overflow-wrap: anywhere; }
-.wiro-answer pre, .wiro-text pre { background: var(--jp-layout-color2, #f3f4f6); padding: 6px 8px;
-  overflow: auto; }
-.wiro-answer.streaming::after { content: "▍"; color: var(--jp-ui-font-color2, #9ca3af); }
-.wiro-thinking { color: var(--jp-ui-font-color2, #6b7280); border-left: 3px solid var(--jp-border-color2, #d1d5db);
-  padding-left: 8px; }
-.wiro-thinking > summary { cursor: pointer; }
-.wiro-json { font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
-.wiro-json ul { list-style: none; margin: 0; padding-left: 1.2em; }
-.wiro-json summary { cursor: pointer; }
-.wiro-json .k { color: #7c3aed; }
-.wiro-json .s { color: #15803d; } .wiro-json .n { color: #2563eb; } .wiro-json .b { color: #b45309; }
-.wiro-json .z { color: #6b7280; }
-.wiro-file { display: inline-block; }
-.wiro-item-error { color: #b91c1c; }
-.wiro-media-pending { color: var(--jp-ui-font-color2, #6b7280); font-style: italic; }
-`;
+// The stylesheet is js/media.css, which the widget loads once per page (anywidget's `_css`).
 
 // The kernel's `_render.safe_url`, again here (each ES module loads on its own): inert data: types only.
 const DATA_OK = /^data:(image\/(png|jpeg|gif|webp)|(audio|video)\/[a-z0-9][a-z0-9.+-]*|application\/octet-stream);base64,/i;
@@ -108,8 +75,6 @@ function openLightbox(src, caption) {
 }
 
 function render({ model, el }) {
-  const style = node("style");
-  style.textContent = CSS;
   const root = node("div", "wiro-media");
   const thinking = node("details", "wiro-thinking");
   const thinkingBody = node("div");
@@ -118,7 +83,7 @@ function render({ model, el }) {
   const files = node("div", "wiro-files");
   const pending = node("div", "wiro-media-pending");
   root.append(thinking, answer, files, pending);
-  el.append(style, root);
+  el.append(root);
   const closers = new Set();
   let thinkingTouched = false;
   thinking.addEventListener("toggle", () => { thinkingTouched = true; });

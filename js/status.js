@@ -3,39 +3,7 @@
 //   model, task_id, stages [{id, label}], stage, status, state, started_at, elapsed,
 //   percentage, progress, message, queue_position, cost, error, busy, notice.
 // The buttons send {action: "cancel"} / {action: "kill"} as custom messages.
-
-const CSS = `
-.wiro-status { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
-  color: var(--jp-ui-font-color1, #1f2937); border-left: 4px solid var(--wiro-color); padding: 6px 10px;
-  margin: 2px 0; background: var(--jp-layout-color1, transparent); --wiro-color: #6b7280; }
-.wiro-status[data-state="running"] { --wiro-color: #2563eb; }
-.wiro-status[data-state="done"] { --wiro-color: #15803d; }
-.wiro-status[data-state="failed"], .wiro-status[data-state="cancelled"] { --wiro-color: #b91c1c; }
-.wiro-status-head { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 12px; }
-.wiro-status-state { font-weight: 600; color: var(--wiro-color); }
-.wiro-status-model { font-weight: 600; }
-.wiro-status-meta { color: var(--jp-ui-font-color2, #6b7280); }
-.wiro-status-buttons { margin-left: auto; display: flex; gap: 6px; }
-.wiro-status-buttons button { font: inherit; padding: 1px 10px; border-radius: 3px; cursor: pointer;
-  border: 1px solid var(--jp-border-color1, #9ca3af); background: var(--jp-layout-color2, #f3f4f6);
-  color: inherit; }
-.wiro-status-buttons button:disabled { opacity: .45; cursor: default; }
-.wiro-status-buttons button.wiro-kill { border-color: #b91c1c; color: #b91c1c; }
-.wiro-steps { display: flex; list-style: none; margin: 6px 0 2px; padding: 0; gap: 2px; }
-.wiro-step { flex: 1 1 0; min-width: 0; }
-.wiro-step-bar { height: 6px; border-radius: 2px; background: var(--jp-layout-color3, #e5e7eb); }
-.wiro-step.reached .wiro-step-bar { background: var(--wiro-color); }
-.wiro-step.current .wiro-step-bar { background: var(--wiro-color); opacity: .65; }
-.wiro-step-label { font-size: 10px; color: var(--jp-ui-font-color2, #6b7280); overflow: hidden;
-  text-overflow: ellipsis; white-space: nowrap; }
-.wiro-step.current .wiro-step-label { color: var(--jp-ui-font-color1, #111827); font-weight: 600; }
-.wiro-percent { height: 3px; background: var(--jp-layout-color3, #e5e7eb); margin: 3px 0; }
-.wiro-percent > div { height: 100%; background: var(--wiro-color); transition: width .15s linear; }
-.wiro-status-line { color: var(--jp-ui-font-color2, #6b7280); white-space: nowrap; overflow: hidden;
-  text-overflow: ellipsis; }
-.wiro-status-error { color: #b91c1c; white-space: pre-wrap; margin: 4px 0 0; font-family: var(--jp-code-font-family, monospace);
-  font-size: 12px; max-height: 12em; overflow: auto; }
-`;
+// The stylesheet is js/status.css, which the widget loads once per page (anywidget's `_css`).
 
 const ENDED = new Set(["done", "failed", "cancelled"]);
 
@@ -56,8 +24,6 @@ function el_(tag, cls, text) {
 
 function render({ model, el }) {
   const root = el_("div", "wiro-status");
-  const style = el_("style");
-  style.textContent = CSS;
   const head = el_("div", "wiro-status-head");
   const name = el_("span", "wiro-status-model");
   const state = el_("span", "wiro-status-state");
@@ -79,7 +45,7 @@ function render({ model, el }) {
   const line = el_("div", "wiro-status-line");
   const error = el_("pre", "wiro-status-error");
   root.append(head, steps, percent, line, error);
-  el.append(style, root);
+  el.append(root);
 
   let stepNodes = [];
   let clicked = "";  // optimistic: disable at once, before the kernel answers with `busy`

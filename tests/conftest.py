@@ -2,17 +2,20 @@
 
 Clients in tests talk HTTP and WebSocket to it exactly as they would to the
 real service. Every test gets its own WIRO_HOME (journal) and a clean set of
-fault knobs.
+fault knobs; `start_kernel` starts real ipykernels talking to it (tests/kernels.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kernels import Kernel, kernel_env, running_kernel
 
 from wiro_jupyter.emulator import Emulator
 
@@ -51,6 +54,19 @@ def emu_env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     monkeypatch.setenv("WIRO_SOCKET_URL", emu.socket_url)
     monkeypatch.setenv("WIRO_API_KEY", emu.api_key)
     return emu
+
+
+@pytest.fixture
+def start_kernel(emulator: Emulator, tmp_path: Path) -> Iterator[Callable[..., Kernel]]:
+    """`start_kernel(load_ext=True, **env)`: a real ipykernel talking to the emulator, shut down after the test."""
+    home = tmp_path / "kernel"
+    home.mkdir()
+    with contextlib.ExitStack() as kernels:
+
+        def start(*, load_ext: bool = True, **env: str) -> Kernel:
+            return kernels.enter_context(running_kernel(kernel_env(emulator, home, **env), home, load_ext=load_ext))
+
+        yield start
 
 
 def elements(fragment: str) -> tuple[set[str], list[str]]:

@@ -9,13 +9,11 @@ events or joins, never sleeps standing in for synchronisation.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -23,6 +21,7 @@ import pytest
 from conftest import elements, wait_for_widget_state
 from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
+from kernels import Kernel
 
 from wiro_jupyter import AsyncWiro, Wiro
 from wiro_jupyter._exceptions import (
@@ -43,7 +42,6 @@ from wiro_jupyter.magics._wchat import parse_wchat
 from wiro_jupyter.widgets import ChatView
 from wiro_jupyter.widgets._frontend import WIDGET_VIEW
 
-REPO = Path(__file__).resolve().parents[1]
 XSS = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script>'
 
 
@@ -725,86 +723,61 @@ def _wait_until_streaming(kc: Any, deadline: float) -> str:
     )
 
 
-def test_stop_button_and_interrupt_stop_an_awaited_wchat_cell_in_a_kernel(emu: Emulator, world: Any, tmp_path: Path) -> None:
+def test_stop_button_and_interrupt_stop_an_awaited_wchat_cell_in_a_kernel(
+    emu: Emulator, world: Any, start_kernel: Callable[..., Kernel]
+) -> None:
     """The chat widget's Stop (a comm message) is handled while an awaited %%wchat cell streams;
     interrupting the kernel stops the answer too and fails the cell in one line."""
-    from jupyter_client.manager import KernelManager
+    km, kc = start_kernel(WBOT_API_URL=emu.dify_url, WBOT_API_KEY=emu.dify_chat_key)
+    deadline = time.monotonic() + 90
+    cell = kc.execute("%%wchat --wbot -o reply\ncount slow please")
+    view_comm = _wait_until_streaming(kc, deadline)
+    click = kc.session.msg("comm_msg", {"comm_id": view_comm, "data": {"method": "custom", "content": {"action": "stop"}}})
+    clicked = time.monotonic()
+    kc.shell_channel.send(click)
+    check = kc.execute("print('CHECK', reply.metadata.get('stopped'), reply.answer.endswith('150.'), reply.task_id)")
+    texts: dict[str, str] = {}
+    idle: set[str] = set()
+    final_state = None
+    while idle != {cell, check}:
+        assert time.monotonic() < deadline, f"cells did not finish: {texts}"
+        msg = kc.get_iopub_msg(timeout=30)
+        parent = msg["parent_header"].get("msg_id", "")
+        content = msg["content"]
+        if msg["msg_type"] == "status" and parent in (cell, check) and content["execution_state"] == "idle":
+            idle.add(parent)
+        elif msg["msg_type"] == "stream":
+            texts[parent] = texts.get(parent, "") + content["text"]
+        elif msg["msg_type"] == "error":
+            pytest.fail("\n".join(content["traceback"]))
+        elif msg["msg_type"] == "comm_msg" and content["comm_id"] == view_comm:
+            turns = content["data"].get("state", {}).get("turns")
+            if turns:
+                final_state = turns[-1]["state"]
+        elif msg["msg_type"] == "update_display_data" and parent == cell:
+            assert "Counting" in content["data"]["text/html"] and "150." not in content["data"]["text/html"]
+            assert content["metadata"]["wiro"]["stopped"] is True
+    assert time.monotonic() - clicked < 15
+    words = texts[check].split()
+    assert words[:3] == ["CHECK", "True", "False"], texts  # the cell ended with the partial answer
+    assert final_state == "stopped"
+    assert words[3] in world.stopped  # the stop request reached the app
 
-    env = {
-        **os.environ,
-        "WIRO_API_URL": emu.api_url,
-        "WIRO_SOCKET_URL": emu.socket_url,
-        "WIRO_API_KEY": emu.api_key,
-        "WBOT_API_URL": emu.dify_url,
-        "WBOT_API_KEY": emu.dify_chat_key,
-        "WIRO_HOME": str(tmp_path / "home"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-    }
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=env)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        deadline = time.monotonic() + 90
-        setup = kc.execute("%load_ext wiro_jupyter")
-        reply = kc.get_shell_msg(timeout=60)
-        while reply["parent_header"].get("msg_id") != setup:  # e.g. the kernel_info reply of wait_for_ready
-            reply = kc.get_shell_msg(timeout=60)
-        assert reply["content"]["status"] == "ok", reply["content"]
-
-        cell = kc.execute("%%wchat --wbot -o reply\ncount slow please")
-        view_comm = _wait_until_streaming(kc, deadline)
-        click = kc.session.msg("comm_msg", {"comm_id": view_comm, "data": {"method": "custom", "content": {"action": "stop"}}})
-        clicked = time.monotonic()
-        kc.shell_channel.send(click)
-        check = kc.execute("print('CHECK', reply.metadata.get('stopped'), reply.answer.endswith('150.'), reply.task_id)")
-        texts: dict[str, str] = {}
-        idle: set[str] = set()
-        final_state = None
-        while idle != {cell, check}:
-            assert time.monotonic() < deadline, f"cells did not finish: {texts}"
-            msg = kc.get_iopub_msg(timeout=30)
-            parent = msg["parent_header"].get("msg_id", "")
-            content = msg["content"]
-            if msg["msg_type"] == "status" and parent in (cell, check) and content["execution_state"] == "idle":
-                idle.add(parent)
-            elif msg["msg_type"] == "stream":
-                texts[parent] = texts.get(parent, "") + content["text"]
-            elif msg["msg_type"] == "error":
-                pytest.fail("\n".join(content["traceback"]))
-            elif msg["msg_type"] == "comm_msg" and content["comm_id"] == view_comm:
-                turns = content["data"].get("state", {}).get("turns")
-                if turns:
-                    final_state = turns[-1]["state"]
-            elif msg["msg_type"] == "update_display_data" and parent == cell:
-                assert "Counting" in content["data"]["text/html"] and "150." not in content["data"]["text/html"]
-                assert content["metadata"]["wiro"]["stopped"] is True
-        assert time.monotonic() - clicked < 15
-        words = texts[check].split()
-        assert words[:3] == ["CHECK", "True", "False"], texts  # the cell ended with the partial answer
-        assert final_state == "stopped"
-        assert words[3] in world.stopped  # the stop request reached the app
-
-        stops = len(world.stopped)
-        cell = kc.execute("%%wchat --new\ncount slow again")
-        _wait_until_streaming(kc, deadline)
-        km.interrupt_kernel()
-        errors = []
-        while True:
-            assert time.monotonic() < deadline, "the interrupted cell did not end"
-            msg = kc.get_iopub_msg(timeout=30)
-            if msg["parent_header"].get("msg_id") != cell:
-                continue
-            if msg["msg_type"] == "error":
-                errors.append(msg["content"])
-            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        (error,) = errors
-        assert error["ename"] == "CellInterrupted" and len(error["traceback"]) == 1
-        assert "generation was stopped" in error["traceback"][0]
-        assert len(world.stopped) == stops + 1  # the interrupt stopped the answer on the server
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    stops = len(world.stopped)
+    cell = kc.execute("%%wchat --new\ncount slow again")
+    _wait_until_streaming(kc, deadline)
+    km.interrupt_kernel()
+    errors = []
+    while True:
+        assert time.monotonic() < deadline, "the interrupted cell did not end"
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != cell:
+            continue
+        if msg["msg_type"] == "error":
+            errors.append(msg["content"])
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    (error,) = errors
+    assert error["ename"] == "CellInterrupted" and len(error["traceback"]) == 1
+    assert "generation was stopped" in error["traceback"][0]
+    assert len(world.stopped) == stops + 1  # the interrupt stopped the answer on the server

@@ -5,34 +5,16 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jupyter_client.manager import KernelManager
+from kernels import Kernel
 
 
 @pytest.fixture
-def kernel(emulator: Any, tmp_path: Path) -> Iterator[tuple[KernelManager, Any]]:
-    env = {
-        "WIRO_API_URL": emulator.api_url,
-        "WIRO_SOCKET_URL": emulator.socket_url,
-        "WIRO_API_KEY": emulator.api_key,
-        "WIRO_HOME": str(tmp_path / "home"),
-    }
-    import os
-
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env={**os.environ, **env}, cwd=str(tmp_path))
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=60)
-    try:
-        yield km, kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+def kernel(start_kernel: Callable[..., Kernel]) -> Kernel:
+    return start_kernel(load_ext=False)  # the plain Python API, no magics
 
 
 def collect(kc: Any, msg_id: str, timeout: float = 60) -> list[dict[str, Any]]:
@@ -51,7 +33,7 @@ def collect(kc: Any, msg_id: str, timeout: float = 60) -> list[dict[str, Any]]:
             return messages
 
 
-def test_blocking_run_inside_a_kernel(kernel: tuple[KernelManager, Any]) -> None:
+def test_blocking_run_inside_a_kernel(kernel: Kernel) -> None:
     _, kc = kernel
     msg_id = kc.execute("import wiro_jupyter as wj\nt = wj.Wiro().run('wiro/text-to-image', prompt='kernel')\nprint(t.ok)")
     out = collect(kc, msg_id)
@@ -59,7 +41,7 @@ def test_blocking_run_inside_a_kernel(kernel: tuple[KernelManager, Any]) -> None
     assert "True" in text, out
 
 
-def test_interrupt_kernel_kills_the_running_task(kernel: tuple[KernelManager, Any], emulator: Any) -> None:
+def test_interrupt_kernel_kills_the_running_task(kernel: Kernel, emulator: Any) -> None:
     km, kc = kernel
     msg_id = kc.execute("import wiro_jupyter as wj\nwj.Wiro().run('wiro/slow', prompt='interrupt', seconds=120)")
     # Wait until the emulator says the task runs (a bounded wait on the server's own state).

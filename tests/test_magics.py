@@ -1,7 +1,7 @@
 """The IPython magics (`%wiro`, `%%wiro run`): parsing, a real InteractiveShell, and real kernels.
 
 Three levels:
-- pure parsing functions (`wiro_jupyter.magics._parse`);
+- pure parsing functions (`wiro_jupyter.magics._parse`, `_run.parse_run`, `_wiro.parse_subcommand`);
 - the magics in a real `InteractiveShell` against the emulator (the blocking path,
   plus the awaited path forced through IPython's own asyncio runner);
 - an ipykernel driven by jupyter_client / nbclient, where `%%wiro` cells are awaited
@@ -26,17 +26,12 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
+from kernels import Kernel, kernel_env, running_kernel
 
 from wiro_jupyter.magics import _transform
-from wiro_jupyter.magics._parse import (
-    convert_value,
-    interpolate,
-    parse_body,
-    parse_run,
-    parse_subcommand,
-)
-
-REPO = Path(__file__).resolve().parent.parent
+from wiro_jupyter.magics._parse import convert_value, interpolate, parse_body
+from wiro_jupyter.magics._run import parse_run
+from wiro_jupyter.magics._wiro import parse_subcommand
 
 
 @pytest.fixture(autouse=True)
@@ -432,10 +427,10 @@ def test_line_run_is_a_cell_without_body(ip: Any) -> None:
 def test_models_info_and_completion(ip: Any) -> None:
     from IPython.core.completer import provisionalcompleter
 
-    from wiro_jupyter.magics import _wiro
+    from wiro_jupyter.magics import _complete
 
-    _wiro.KNOWN_SLUGS.clear()
-    _wiro.KNOWN_MODELS.clear()
+    _complete.KNOWN_SLUGS.clear()
+    _complete.KNOWN_MODELS.clear()
 
     def complete(code: str) -> list[str]:
         with provisionalcompleter():
@@ -511,7 +506,7 @@ def test_login_keeps_the_key_for_the_session_and_stores_it_owner_only(
     ip: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, emu_env: Any
 ) -> None:
     from wiro_jupyter import _credentials as _config_store
-    from wiro_jupyter.magics import _wiro
+    from wiro_jupyter.magics import _account
 
     answers = iter([emu_env.signature_key, emu_env.signature_secret])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
@@ -541,9 +536,9 @@ def test_login_keeps_the_key_for_the_session_and_stores_it_owner_only(
     # a new session without WIRO_API_KEY reads the file at %load_ext
     monkeypatch.delenv("WIRO_API_KEY")
     monkeypatch.delenv("WIRO_API_SECRET")
-    _wiro.credentials_from_file()
+    _account.credentials_from_file()
     assert os.environ["WIRO_API_KEY"] == emu_env.signature_key
-    assert str(path) in _wiro.STATE.key_source
+    assert str(path) in _account.STATE.key_source
     # group/other-readable files still work but warn
     path.chmod(0o644)
     monkeypatch.delenv("WIRO_API_KEY")
@@ -581,7 +576,7 @@ def test_config_masks_secrets(ip: Any, emu_env: Any) -> None:
 
 
 def test_emulator_start_and_stop_restore_the_environment(ip: Any, monkeypatch: pytest.MonkeyPatch, emu_env: Any) -> None:
-    from wiro_jupyter.magics._wiro import _ENV_NAMES
+    from wiro_jupyter.magics._account import _ENV_NAMES
 
     for name in _ENV_NAMES:  # whatever happens, the test's environment comes back
         if name in os.environ:
@@ -723,36 +718,12 @@ def test_credentials_store_edge_cases(tmp_path: Path, monkeypatch: pytest.Monkey
 # ============================================================================ kernels
 
 
-def _kernel_env(emulator: Any, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WIRO_", "WBOT_"))}
-    env.update(
-        WIRO_API_URL=emulator.api_url,
-        WIRO_SOCKET_URL=emulator.socket_url,
-        WIRO_API_KEY=emulator.api_key,
-        WIRO_HOME=str(home / "wiro-home"),
-        XDG_CONFIG_HOME=str(home / "xdg"),
-        IPYTHONDIR=str(home / "ipython"),
-        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
-def kernel(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    from jupyter_client.manager import KernelManager
-
+def kernel(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    """One kernel, with the extension loaded, for the tests of this module (a kernel takes seconds to start)."""
     home = tmp_path_factory.mktemp("kernel")
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=_kernel_env(emulator, home), cwd=str(home))
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        _execute(kc, "%load_ext wiro_jupyter")
-        yield km, kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    with running_kernel(kernel_env(emulator, home), home) as started:
+        yield started
 
 
 def _collect(kc: Any, msg_ids: set[str], timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -797,7 +768,7 @@ def _wait_for(kc: Any, predicate: Any, timeout: float = 20.0) -> list[dict[str, 
             return seen
 
 
-def test_kernel_awaited_cell_result_display_and_provenance(kernel: tuple[Any, Any], emulator: Any) -> None:
+def test_kernel_awaited_cell_result_display_and_provenance(kernel: Kernel, emulator: Any) -> None:
     _, kc = kernel
     out = _execute(kc, "%%wiro run wiro/text-to-image width=512 -o pic\na harbour at night")
     assert not _of(out, "error"), _of(out, "error")
@@ -818,7 +789,7 @@ def test_kernel_awaited_cell_result_display_and_provenance(kernel: tuple[Any, An
     assert emulator.api_key not in serialized
 
 
-def test_kernel_cancel_button_works_while_the_cell_awaits(kernel: tuple[Any, Any], emu: Any) -> None:
+def test_kernel_cancel_button_works_while_the_cell_awaits(kernel: Kernel, emu: Any) -> None:
     """The status bar's Cancel (a comm message) is handled during an awaited %%wiro cell; the next cell waits."""
     _, kc = kernel
     emu.pause_queue()  # the task stays queued: Cancel is the button for that
@@ -855,7 +826,7 @@ def test_kernel_cancel_button_works_while_the_cell_awaits(kernel: tuple[Any, Any
     assert elapsed < 10
 
 
-def test_kernel_interrupt_stops_the_paid_task(kernel: tuple[Any, Any], emulator: Any) -> None:
+def test_kernel_interrupt_stops_the_paid_task(kernel: Kernel, emulator: Any) -> None:
     km, kc = kernel
     msg_id = kc.execute("%%wiro run wiro/slow seconds=60 -o slow\n")
     seen = _wait_for(kc, lambda m: m["msg_type"] == "display_data" and m["parent_header"].get("msg_id") == msg_id)
@@ -888,7 +859,7 @@ def test_kernel_interrupt_stops_the_paid_task(kernel: tuple[Any, Any], emulator:
         ("%%wiro run wiro/nope\nx", "NotFoundError"),
     ],
 )
-def test_kernel_errors_fail_the_cell(kernel: tuple[Any, Any], code: str, ename: str) -> None:
+def test_kernel_errors_fail_the_cell(kernel: Kernel, code: str, ename: str) -> None:
     """What nbclient/papermill look at to stop a pipeline: the execute_reply's status."""
     _, kc = kernel
     reply = kc.execute_interactive(code, timeout=30, output_hook=lambda msg: None)
@@ -896,7 +867,7 @@ def test_kernel_errors_fail_the_cell(kernel: tuple[Any, Any], code: str, ename: 
     assert "wiro_jupyter/" not in "".join(reply["content"]["traceback"])
 
 
-def test_kernel_no_wait_keeps_the_kernel_free(kernel: tuple[Any, Any], emulator: Any) -> None:
+def test_kernel_no_wait_keeps_the_kernel_free(kernel: Kernel, emulator: Any) -> None:
     _, kc = kernel
     out = _execute(kc, "%%wiro run wiro/slow seconds=1 --no-wait -o bg\n")
     assert not _of(out, "error")
@@ -917,7 +888,7 @@ def test_nbclient_failing_cell_stops_the_pipeline(emulator: Any, tmp_path: Path,
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    for name, value in _kernel_env(emulator, tmp_path).items():
+    for name, value in kernel_env(emulator, tmp_path).items():
         monkeypatch.setenv(name, value)
     nb = _notebook("%load_ext wiro_jupyter", "%%wiro run wiro/always-fails\nhello", "print('not reached')")
     client = NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
@@ -935,7 +906,7 @@ def test_nbclient_errors_are_short_and_the_next_cell_works(
 ) -> None:
     from nbclient import NotebookClient
 
-    for name, value in _kernel_env(emulator, tmp_path).items():
+    for name, value in kernel_env(emulator, tmp_path).items():
         monkeypatch.setenv(name, value)
     nb = _notebook(
         "%load_ext wiro_jupyter",

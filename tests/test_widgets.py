@@ -6,28 +6,28 @@ from __future__ import annotations
 
 import datetime
 import io
-import os
 import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ipywidgets
 import pytest
 from conftest import elements, wait_for_widget_state
+from kernels import Kernel
 from PIL import Image
 
 from wiro_jupyter import Wiro
 from wiro_jupyter._exceptions import ValidationError
 from wiro_jupyter._models import STAGES, Model, Parameter, TaskEvent
 from wiro_jupyter._outputs import Output
-from wiro_jupyter._render import render_markdown
+from wiro_jupyter._render import fill_item, items_html, output_item, render_markdown, safe_url
 from wiro_jupyter.widgets import OutputsView, RunForm, StatusBar, TaskView, Upload, form, has_widget_frontend
-from wiro_jupyter.widgets._form import FileField, NumberField, SelectField
+from wiro_jupyter.widgets._fields import FileField, NumberField, SelectField
 from wiro_jupyter.widgets._frontend import WIDGET_VIEW
-from wiro_jupyter.widgets._media import describe, fill, safe_url, static_html
 from wiro_jupyter.widgets._static import static_file
 from wiro_jupyter.widgets._throttle import Throttle
 
@@ -422,12 +422,12 @@ def test_llm_answer_streams_and_is_sanitized(wiro: Wiro, live: Any) -> None:
 def test_sanitizing_helpers() -> None:
     assert safe_url("javascript:alert(1)") == "" and safe_url(" https://a.test/x.png ") == "https://a.test/x.png"
     hostile = Output(name="a.md", url="javascript:alert(1)", content_type="text/markdown")
-    item = fill(describe(hostile), b"# Title\n<script>alert(1)</script><img src=x onerror=alert(2)>")
+    item = fill_item(output_item(hostile), b"# Title\n<script>alert(1)</script><img src=x onerror=alert(2)>")
     assert item["url"] == "" and "<h1>Title</h1>" in item["html"]
     assert elements(item["html"]) == ({"h1", "p"}, [])
-    svg = fill(describe(Output(name="x.svg", url="https://a.test/x.svg", content_type="image/svg+xml")), b"<svg/>")
+    svg = fill_item(output_item(Output(name="x.svg", url="https://a.test/x.svg", content_type="image/svg+xml")), b"<svg/>")
     assert svg["src"].startswith("data:application/octet-stream;")  # never an SVG (script) data: URL
-    page = static_html([item], answer_html=render_markdown("<b onclick=x>hi</b>"))
+    page = items_html([item], answer_html=render_markdown("<b onclick=x>hi</b>"))
     assert elements(page)[1] == [] and "script" not in elements(page)[0]
 
 
@@ -550,31 +550,13 @@ MAGIC_CELL = "%%wiro run wiro/slow seconds=60\ntake your time"
 
 
 @pytest.mark.parametrize("cell", [AWAITED_CELL, MAGIC_CELL], ids=["awaited-wait_async", "wiro-run-magic"])
-def test_cancel_clicked_while_a_cell_awaits(cell: str, emu: Any, tmp_path: Path) -> None:
+def test_cancel_clicked_while_a_cell_awaits(cell: str, emu: Any, start_kernel: Callable[..., Kernel]) -> None:
     """The status bar's Cancel (a comm message) is handled while a cell awaits the task; the task is stopped on
     the emulator, the cell ends, and the next cell runs only after it."""
-    from jupyter_client.manager import KernelManager
-
-    env = {
-        **os.environ,
-        "WIRO_API_URL": emu.api_url,
-        "WIRO_SOCKET_URL": emu.socket_url,
-        "WIRO_API_KEY": emu.api_key,
-        "WIRO_HOME": str(tmp_path / "home"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-    }
-    env.pop("WIRO_API_SECRET", None)
     emu.stage_delay = 0.02
     before = set(emu.tasks)
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=env)
-    kc = km.client()
-    kc.start_channels()
+    _, kc = start_kernel()
     try:
-        kc.wait_for_ready(timeout=60)
-        setup = kc.execute("%load_ext wiro_jupyter", reply=True, timeout=60)
-        assert setup["content"]["status"] == "ok", setup["content"]
         deadline = time.monotonic() + 60
         # stop_on_error=False: with the magic, a cancelled task fails its cell (TaskCancelledError), and a failing
         # cell makes the kernel abort the cells queued behind it (as "Run All" stops at an error).
@@ -627,6 +609,4 @@ def test_cancel_clicked_while_a_cell_awaits(cell: str, emu: Any, tmp_path: Path)
         assert len(started) == 1
         assert started[0].status == "task_cancel" and started[0].pexit == "-1"  # it was running: killed
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
         emu.stage_delay = 0

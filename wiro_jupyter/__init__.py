@@ -83,13 +83,13 @@ if TYPE_CHECKING:
     from ._models import Model, Parameter, TaskEvent
     from ._outputs import Output
     from ._task import AsyncTask, Task
-    from .chat._messages import ChatEvent, ChatMessage
     from .batch import BatchItem, BatchResult, BatchRun, Comparison
+    from .chat._messages import ChatEvent, ChatMessage
     from .chat._sessions import chat_session
-    from .voice import AsyncVoiceSession, VoiceConnectionLost, VoiceSession, VoiceSessionEnded, VoiceTurn
     from .chat._wiro import AsyncChat, Chat
     from .dify._client import AsyncWbotChat
     from .dify._sync import WbotChat
+    from .voice import AsyncVoiceSession, VoiceConnectionLost, VoiceSession, VoiceSessionEnded, VoiceTurn
     from .widgets import form
 
 

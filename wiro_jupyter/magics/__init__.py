@@ -1,62 +1,57 @@
-"""IPython magics: `%wiro`, `%%wiro run` (and `%%wchat`, from `_wchat.py` when present).
+"""IPython magics: `%wiro`, `%%wiro run` / `%%wiro batch`, `%%wchat`.
 
     %load_ext wiro_jupyter        # or: %load_ext wiro_jupyter.magics
     %wiro?                        # everything, with examples
 
-A thin layer over the Python API (every magic is also a Python call). Loading is
-cheap: IPython pieces only; httpx, PIL and the widgets load when a magic runs.
+A thin layer over the Python API (every magic is also a Python call). Loading is cheap: IPython
+pieces only; httpx, PIL and the widgets load when a magic runs.
 
-Plug-ins: each module named in `PLUGINS` that exists is imported and its
-`load(shell)` called on `%load_ext` (and `unload(shell)` on unload /
-`%reload_ext`). A plug-in registers its `Magics` class, and for cells that
-should be awaited (so the kernel stays free while they wait),
-`_transform.register_async_cell(name, handler)`; see `_transform` for the contract.
+- `_wiro`: the `%wiro` / `%%wiro` magics, the subcommand table and its small subcommands;
+- `_run`: `%%wiro run` (plan, start, wait, finish); `_batch`: `%%wiro batch`;
+- `_account`: login, logout, config, emulator;
+- `_wchat`: the `%%wchat` magic; `_display`: provenance metadata and the display of a task;
+- `_parse`: reading lines and bodies; `_complete`: Tab completion;
+- `_transform`: the input transformer that makes `%%wiro run` and `%%wchat` cells awaited.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
-from . import _transform
-from ._wiro import provenance
+from . import _complete, _display, _transform
+from ._account import credentials_from_file
+from ._display import provenance
+from ._wchat import WchatMagics
+from ._wchat import run_cell_async as wchat_cell_async
+from ._wiro import SUBCOMMANDS, WiroMagics, cell_async
 
-__all__ = ["PLUGINS", "load_ipython_extension", "provenance", "unload_ipython_extension"]
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
-#: modules of this package that provide magics; missing ones are skipped.
-PLUGINS = ("_wiro", "_wchat")
-
-
-def _plugins() -> list[ModuleType]:
-    modules = []
-    for name in PLUGINS:
-        qualified = f"{__name__}.{name}"
-        try:
-            modules.append(importlib.import_module(qualified))
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:  # the plug-in exists but one of its imports is missing: say so
-                raise
-    return modules
+__all__ = ["load_ipython_extension", "provenance", "unload_ipython_extension"]
 
 
-def load_ipython_extension(ip: Any) -> None:
-    """`%load_ext wiro_jupyter`: register the magics, the awaited-cell transformer and the completers."""
-    from ._wiro import credentials_from_file
-
+def load_ipython_extension(ip: InteractiveShell) -> None:
+    """`%load_ext wiro_jupyter`: register the magics, the awaited-cell transformer, the completers, the task formatter."""
+    unload_ipython_extension(ip)  # a second %load_ext must not register anything twice
     credentials_from_file()
-    for module in _plugins():
-        unload = getattr(module, "unload", None)
-        if unload is not None:  # a second %load_ext must not register anything twice
-            unload(ip)
-        module.load(ip)
+    ip.register_magics(WiroMagics, WchatMagics)
+    _transform.register_async_cell("wiro", cell_async)
+    _transform.register_async_cell("wchat", wchat_cell_async)
+    _complete.install(ip, list(SUBCOMMANDS))
+    _display.install(ip)
     _transform.install(ip)
 
 
-def unload_ipython_extension(ip: Any) -> None:
+def unload_ipython_extension(ip: InteractiveShell) -> None:
     """Undo `load_ipython_extension` (IPython calls it for `%unload_ext` and `%reload_ext`)."""
     _transform.uninstall(ip)
-    for module in _plugins():
-        unload = getattr(module, "unload", None)
-        if unload is not None:
-            unload(ip)
+    _display.uninstall(ip)
+    _complete.uninstall(ip)
+    for name in ("wiro", "wchat"):
+        _transform.unregister_async_cell(name)
+    manager = ip.magics_manager
+    for kind, name in (("line", "wiro"), ("cell", "wiro"), ("cell", "wchat")):
+        manager.magics[kind].pop(name, None)
+    for magics in (WiroMagics, WchatMagics):
+        manager.registry.pop(magics.__name__, None)

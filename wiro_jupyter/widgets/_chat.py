@@ -43,8 +43,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import anywidget
 import traitlets as t
@@ -57,10 +58,31 @@ from ._throttle import Throttle
 
 log = logging.getLogger("wiro_jupyter")
 
-__all__ = ["ChatView", "meta_line"]
+__all__ = ["ChatView", "Conversation", "FollowedConversation", "meta_line"]
 
 UPDATE_INTERVAL = 0.05  # at most ~20 updates a second
 DETAIL_LIMIT = 4000  # characters of a tool input / observation shown
+
+
+class Conversation(Protocol):
+    """What a ChatView calls on its chat: `Chat`, `AsyncChat`, `WbotChat` and `AsyncWbotChat` all fit
+    (an async chat's `send` and `stop` are coroutines, run on the loop the view was created in)."""
+
+    @property
+    def turns(self) -> Sequence[ChatMessage]: ...
+
+    def send(self, text: str, *, on_event: Callable[[ChatEvent], Any] | None = None) -> ChatMessage | Awaitable[ChatMessage]: ...
+
+    def stop(self) -> bool | Awaitable[bool]: ...
+
+
+@runtime_checkable
+class FollowedConversation(Conversation, Protocol):
+    """A chat with listeners: the view follows every turn, whoever sends it (`follow=True`)."""
+
+    def add_listener(self, listener: Callable[[ChatEvent], Any]) -> None: ...
+
+    def remove_listener(self, listener: Callable[[ChatEvent], Any]) -> None: ...
 
 
 @dataclass
@@ -132,10 +154,10 @@ def meta_line(message: ChatMessage | None, state: str = "done", title: str = "")
     return " · ".join(p for p in parts if p)
 
 
-def _title(chat: Any) -> str:
+def _title(chat: Conversation | None) -> str:
     if chat is None:
         return ""
-    model = getattr(chat, "model", None)
+    model = getattr(chat, "model", None)  # a Wiro LLM chat's slug; a Dify-compatible app has none
     if isinstance(model, str) and model:
         return model
     return "Wbot chat"
@@ -145,6 +167,7 @@ class ChatView(anywidget.AnyWidget):
     """A conversation, live: `ChatView(chat)` (see the module docstring)."""
 
     _esm = static_file("chat.js")
+    _css = static_file("chat.css")
 
     title = t.Unicode("").tag(sync=True)
     turns = t.List(t.Dict()).tag(sync=True)  # finished turns, oldest first
@@ -157,9 +180,9 @@ class ChatView(anywidget.AnyWidget):
 
     def __init__(
         self,
-        chat: Any = None,
+        chat: Conversation | None = None,
         *,
-        messages: list[ChatMessage] | None = None,
+        messages: Sequence[ChatMessage] | None = None,
         follow: bool = True,
         show_input: bool = True,
         title: str | None = None,
@@ -181,12 +204,13 @@ class ChatView(anywidget.AnyWidget):
         self._version = 0  # bumped when a finished turn is added or changes
         self._synced_version = -1
         self._loop: asyncio.AbstractEventLoop | None = None
-        if chat is not None and inspect.iscoroutinefunction(getattr(chat, "send", None)):
+        if chat is not None and inspect.iscoroutinefunction(chat.send):
             try:  # an AsyncChat / AsyncWbotChat: its coroutines must run on the loop it lives on
                 self._loop = asyncio.get_running_loop()
             except RuntimeError:
                 self._loop = None
-        self.following = bool(follow and chat is not None and hasattr(chat, "add_listener"))
+        # The chat whose every turn the view shows (through its listeners), or None.
+        self._followed = chat if follow and isinstance(chat, FollowedConversation) else None
         if messages is None:
             messages = list(chat.turns) if chat is not None else []
         for message in messages:
@@ -194,8 +218,8 @@ class ChatView(anywidget.AnyWidget):
         self.title = title if title is not None else _title(chat)
         self.show_input = bool(show_input and chat is not None)
         self.on_msg(self._on_custom)
-        if self.following:
-            chat.add_listener(self.feed)
+        if self._followed is not None:
+            self._followed.add_listener(self.feed)
         self._sync()
         for record in list(self._records):
             self._embed_files(record)
@@ -286,9 +310,12 @@ class ChatView(anywidget.AnyWidget):
         error = str(message.metadata.get("error") or "")
         self._finish(record, "error" if error and state == "done" else state, error)
 
-    def fail(self, exc: BaseException, *, record: _Record | None = None, state: str = "error") -> None:
-        """The turn failed (or was interrupted: `state="stopped"`); show what arrived and why."""
-        partial = getattr(exc, "partial_message", None)
+    def fail(
+        self, exc: BaseException, *, record: _Record | None = None, state: str = "error", partial: ChatMessage | None = None
+    ) -> None:
+        """The turn failed (or was interrupted: `state="stopped"`); show what arrived (`partial`, else the
+        one a failed turn's exception carries) and why."""
+        partial = partial or getattr(exc, "partial_message", None)
         with self._lock:
             if isinstance(partial, ChatMessage):
                 if record is not None and record.message is None:
@@ -427,14 +454,14 @@ class ChatView(anywidget.AnyWidget):
             return False
         return bool(self._call(self.chat.stop))
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if inspect.iscoroutinefunction(fn):
             if self._loop is None:
                 raise RuntimeError("a ChatView of an async chat must be created inside the chat's event loop")
             return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop).result()
         return fn(*args, **kwargs)
 
-    def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_custom(self, _widget: object, content: Any, _buffers: object) -> None:  # content: the front end's JSON
         action = content.get("action") if isinstance(content, dict) else None
         if action == "send":
             text = str(content.get("text") or "").strip()
@@ -472,10 +499,15 @@ class ChatView(anywidget.AnyWidget):
             self.notice = f"Could not stop the answer: {exc}"
             self.stopping = False
 
+    @property
+    def following(self) -> bool:
+        """Whether the view shows every turn of its chat (not only those sent through it)."""
+        return self._followed is not None
+
     def close(self) -> None:
-        if self.following and self.chat is not None:
-            self.chat.remove_listener(self.feed)
-            self.following = False
+        if self._followed is not None:
+            self._followed.remove_listener(self.feed)
+            self._followed = None
         super().close()
 
     # -- static fallbacks ----------------------------------------------------------------------

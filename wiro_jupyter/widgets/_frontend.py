@@ -35,7 +35,9 @@ def has_widget_frontend() -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def merge_bundle(widget_repr: Any, static: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def merge_bundle(
+    widget_repr: dict[str, Any] | tuple[dict[str, Any], dict[str, Any]] | None, static: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The widget's own mimebundle (view + its repr) with `static` fallbacks added.
 
     `widget_repr` is what ipywidgets/anywidget `_repr_mimebundle_` returned: a dict,

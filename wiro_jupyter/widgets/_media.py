@@ -13,29 +13,32 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets as t
 
 from .._models import TaskEvent
-from .._render import fill_item, first_image, html_bundle, items_html, load_items, output_item, render_markdown, safe_url
+from .._render import first_image, html_bundle, items_html, load_items, render_markdown
 from ._frontend import merge_bundle
 from ._static import static_file
 from ._status import FINAL_KINDS, UPDATE_INTERVAL, task_finished
 from ._throttle import Throttle
 
+if TYPE_CHECKING:
+    from .._task import AsyncTask, Task
+
 log = logging.getLogger("wiro_jupyter")
 
-# The names these helpers had when they lived here (they moved to `_render`, shared with static task bundles).
-__all__ = ["OutputsView", "describe", "fill", "safe_url", "static_html"]
-describe, fill, static_html = output_item, fill_item, items_html
+__all__ = ["OutputsView"]
 
 
 class OutputsView(anywidget.AnyWidget):
     """A task's outputs (see the module docstring). `OutputsView(task)`; text streams in live."""
 
     _esm = static_file("media.js")
+    _css = static_file("media.css")
 
     items = t.List(t.Dict()).tag(sync=True)
     answer_html = t.Unicode("").tag(sync=True)  # sanitized
@@ -43,11 +46,11 @@ class OutputsView(anywidget.AnyWidget):
     streaming = t.Bool(False).tag(sync=True)  # text is still arriving
     state = t.Unicode("pending").tag(sync=True)  # pending | loading | ready
 
-    def __init__(self, task: Any, *, interval: float = UPDATE_INTERVAL, **kwargs: Any) -> None:
+    def __init__(self, task: Task | AsyncTask, *, interval: float = UPDATE_INTERVAL, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.task = task
         self.ready = threading.Event()  # set once the outputs are in `items` (or there are none)
-        self._done_callbacks: list[Any] = []
+        self._done_callbacks: list[Callable[[], None]] = []
         self._throttle = Throttle(self._sync_text, interval)
         self._loading = False
         self._lock = threading.Lock()
@@ -90,14 +93,14 @@ class OutputsView(anywidget.AnyWidget):
                 self.state = "loading"
                 self.items = load_items(files)
         except Exception:
-            log.exception("loading the outputs of task %s failed", getattr(self.task, "id", "?"))
+            log.exception("loading the outputs of task %s failed", self.task.id)
         finally:
             self.state = "ready"
             self.ready.set()
             for callback in self._done_callbacks:
                 callback()
 
-    def on_done(self, callback: Any) -> None:
+    def on_done(self, callback: Callable[[], None]) -> None:
         """Call `callback()` once the outputs are loaded (at once if they are)."""
         self._done_callbacks.append(callback)
         if self.ready.is_set():

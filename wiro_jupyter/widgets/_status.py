@@ -15,7 +15,8 @@ import inspect
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets as t
@@ -25,6 +26,9 @@ from .._render import escape, html_bundle
 from ._frontend import merge_bundle
 from ._static import static_file
 from ._throttle import Throttle
+
+if TYPE_CHECKING:
+    from .._task import AsyncTask, Task
 
 log = logging.getLogger("wiro_jupyter")
 
@@ -46,7 +50,7 @@ FINAL_KINDS = ("done", "error")
 UPDATE_INTERVAL = 0.05  # at most ~20 updates a second
 
 
-def task_finished(task: Any) -> bool:
+def task_finished(task: Task | AsyncTask) -> bool:
     """Has the task's follower finished (outcome known), as opposed to merely seen a terminal frame?"""
     if not task.done:
         return False
@@ -55,7 +59,7 @@ def task_finished(task: Any) -> bool:
     return not events or any(e.kind in FINAL_KINDS for e in events[-3:])
 
 
-def task_state(task: Any, finished: bool) -> str:
+def task_state(task: Task | AsyncTask, finished: bool) -> str:
     """'queued' | 'running' | 'done' | 'failed' | 'cancelled'."""
     if finished:
         if task.status == "task_cancel":
@@ -66,12 +70,12 @@ def task_state(task: Any, finished: bool) -> str:
     return "queued" if task.status in ("task_queue", "") else "running"
 
 
-def started_at(task: Any) -> float:
+def started_at(task: Task | AsyncTask) -> float:
     """When the task was submitted (epoch seconds), as this process saw it."""
     return float(task.created or time.time())
 
 
-def finished_at(task: Any) -> float | None:
+def finished_at(task: Task | AsyncTask) -> float | None:
     return float(task.finished) if task.finished else None
 
 
@@ -103,6 +107,7 @@ class StatusBar(anywidget.AnyWidget):
     """The live status of one task (see the module docstring). `StatusBar(task)`."""
 
     _esm = static_file("status.js")
+    _css = static_file("status.css")
 
     model = t.Unicode("").tag(sync=True)  # owner/slug
     task_id = t.Unicode("").tag(sync=True)
@@ -121,11 +126,11 @@ class StatusBar(anywidget.AnyWidget):
     busy = t.Unicode("").tag(sync=True)  # 'cancel' | 'kill' while a stop request is in flight
     notice = t.Unicode("").tag(sync=True)  # e.g. why a stop request failed
 
-    def __init__(self, task: Any, *, interval: float = UPDATE_INTERVAL, **kwargs: Any) -> None:
+    def __init__(self, task: Task | AsyncTask, *, interval: float = UPDATE_INTERVAL, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.task = task
         self.finished = threading.Event()  # set once the final state has been sent
-        self._done_callbacks: list[Any] = []
+        self._done_callbacks: list[Callable[[], None]] = []
         self.stop_result: str | None = None  # what the last Cancel/Kill did: 'cancel' | 'kill' | 'none'
         self.stop_thread: threading.Thread | None = None  # handles the last Cancel/Kill (join it to wait)
         self._message = ""
@@ -135,7 +140,7 @@ class StatusBar(anywidget.AnyWidget):
         self._lock = threading.Lock()
         self._throttle = Throttle(self._sync, interval)
         self._loop: asyncio.AbstractEventLoop | None = None
-        if inspect.iscoroutinefunction(getattr(task, "stop", None)):
+        if inspect.iscoroutinefunction(task.stop):
             try:  # an AsyncTask: its stop() must run on the loop it lives on
                 self._loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -211,7 +216,7 @@ class StatusBar(anywidget.AnyWidget):
             for callback in self._done_callbacks:
                 callback()
 
-    def on_done(self, callback: Any) -> None:
+    def on_done(self, callback: Callable[[], None]) -> None:
         """Call `callback()` once the final state has been sent (at once if it has)."""
         self._done_callbacks.append(callback)
         if self.finished.is_set():
@@ -222,7 +227,7 @@ class StatusBar(anywidget.AnyWidget):
         return self.finished.wait(timeout)
 
     # -- Cancel / Kill ---------------------------------------------------------------------
-    def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_custom(self, _widget: object, content: Any, _buffers: object) -> None:  # content: the front end's JSON
         action = content.get("action") if isinstance(content, dict) else None
         if action not in ("cancel", "kill", "stop") or self.busy:
             return
@@ -249,12 +254,12 @@ class StatusBar(anywidget.AnyWidget):
         except WiroError as exc:
             self.notice = f"Could not stop the task: {exc}"
         except Exception as exc:  # a button must never take the kernel down
-            log.exception("stopping task %s failed", getattr(task, "id", "?"))
+            log.exception("stopping task %s failed", task.id)
             self.notice = f"Could not stop the task: {exc!r}"
         finally:
             self.busy = ""
 
-    def _call(self, fn: Any) -> Any:
+    def _call(self, fn: Callable[[], Any]) -> Any:
         if inspect.iscoroutinefunction(fn):
             if self._loop is None:
                 raise RuntimeError("an AsyncTask's status bar must be created inside its event loop")

@@ -13,7 +13,7 @@ import contextlib
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import ipywidgets
 
@@ -23,11 +23,14 @@ from ._frontend import has_widget_frontend, merge_bundle
 from ._media import OutputsView
 from ._status import FINAL_KINDS, STAGE_LABELS, StatusBar, format_seconds, started_at, task_finished, task_state
 
+if TYPE_CHECKING:
+    from .._task import AsyncTask, Task
+
 
 class TaskView(ipywidgets.VBox):
     """`TaskView(task)`: `StatusBar` + `OutputsView` of one task (a `Task` or an `AsyncTask`)."""
 
-    def __init__(self, task: Any, *, interval: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, task: Task | AsyncTask, *, interval: float | None = None, **kwargs: Any) -> None:
         options = {} if interval is None else {"interval": interval}
         self.task = task
         self.status_bar = StatusBar(task, **options)
