@@ -6,7 +6,6 @@ these tests pin the raw field names, string-typed numbers, socket frames, quirks
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import hmac

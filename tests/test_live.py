@@ -19,7 +19,7 @@ from conftest import make_client
 
 import wiro_jupyter as wj
 from wiro_jupyter import TaskCancelledError, Wiro
-from wiro_jupyter._models import STAGES
+from wiro_jupyter._events import STAGES
 
 
 def kinds(task: Any) -> list[str]:

@@ -21,8 +21,9 @@ from kernels import Kernel
 from PIL import Image
 
 from wiro_jupyter import Wiro
+from wiro_jupyter._events import STAGES, TaskEvent
 from wiro_jupyter._exceptions import ValidationError
-from wiro_jupyter._models import STAGES, Model, Parameter, TaskEvent
+from wiro_jupyter._models import Model, Parameter
 from wiro_jupyter._outputs import Output
 from wiro_jupyter._render import fill_item, items_html, output_item, render_markdown, safe_url
 from wiro_jupyter.widgets import OutputsView, RunForm, StatusBar, TaskView, Upload, form, has_widget_frontend

@@ -27,7 +27,7 @@ _EXPORTS = {
     "AsyncTask": "._task",
     "Model": "._models",
     "Parameter": "._models",
-    "TaskEvent": "._models",
+    "TaskEvent": "._events",
     "Output": "._outputs",
     "Settings": "._config",
     "Journal": "._journal",
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from ._client import AsyncWiro, UploadedFile, Wiro, default_client, recover, tasks
     from ._config import Settings
     from ._emulated import use_emulator
+    from ._events import TaskEvent
     from ._exceptions import (
         AuthenticationError,
         NotFoundError,
@@ -80,7 +81,7 @@ if TYPE_CHECKING:
         WiroTimeoutError,
     )
     from ._journal import Journal
-    from ._models import Model, Parameter, TaskEvent
+    from ._models import Model, Parameter
     from ._outputs import Output
     from ._task import AsyncTask, Task
     from .batch import BatchItem, BatchResult, BatchRun, Comparison

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._api import WiroApi
 from ._config import Settings, mask
+from ._events import TaskEvent
 from ._exceptions import NotFoundError, WiroError
 from ._fields import object_list, to_number, to_text
 from ._journal import Journal, JournalEntry, JournalList
 from ._loop import run_sync
-from ._models import Model, ModelList, TaskEvent, split_slug
+from ._models import Model, ModelList, split_slug
 from ._params import prepare_run, read_file_input
 from ._task import AsyncTask, Task
 from ._tasks import Tasks, reuse_by_default

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._events import STAGES, TERMINAL, TaskEvent
 from ._exceptions import TaskCancelledError, TaskFailedError, WiroError, WiroTimeoutError
 from ._fields import maybe_json, to_number, to_text
 from ._loop import spawn
-from ._models import STAGES, TERMINAL, TaskEvent
 from ._outputs import Output, unique_names
 
 if TYPE_CHECKING:

@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from ._api import WiroApi
+from ._events import TERMINAL, TaskEvent
 from ._exceptions import AuthenticationError, NotFoundError, WiroError
 from ._fields import object_list, to_number, to_text
 from ._journal import Journal, JournalEntry
 from ._loop import spawn
-from ._models import TERMINAL, Model, TaskEvent
+from ._models import Model
 from ._params import PreparedRun
 from ._socket import TaskSocket
 from ._task import AsyncTask, Listener, TaskState

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._models import TaskEvent
+from .._events import TaskEvent
 from ._messages import ChatEvent, ChatMessage
 
 if TYPE_CHECKING:

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from .._events import TaskEvent
 from .._exceptions import WiroError, WiroTimeoutError
 from .._fields import to_number
 from .._loop import spawn
-from .._models import Model, TaskEvent
+from .._models import Model
 from .._params import prepare_run
 from .._task import AsyncTask
 from .._tasks import Tasks

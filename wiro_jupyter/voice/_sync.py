@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._events import TaskEvent
 from .._exceptions import WiroError
 from .._loop import background_loop, run_sync
-from .._models import TaskEvent
 from .._task import Task
 from ._audio import AudioSource
 from ._session import AsyncVoiceSession, F, VoiceClient, VoiceTurn

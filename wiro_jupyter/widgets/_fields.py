@@ -23,7 +23,8 @@ from typing import Any
 import ipywidgets as w
 
 from .._exceptions import ValidationError
-from .._models import Parameter, to_bool, to_number
+from .._fields import to_bool, to_number
+from .._models import Parameter
 from .._render import escape
 
 __all__ = [

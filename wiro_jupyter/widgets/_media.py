@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets as t
 
-from .._models import TaskEvent
+from .._events import TaskEvent
 from .._render import first_image, html_bundle, items_html, load_items, render_markdown
 from ._frontend import merge_bundle
 from ._static import static_file

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets as t
 
-from .._models import STAGES, TaskEvent, to_number
+from .._events import STAGES, TaskEvent
+from .._fields import to_number
 from .._render import escape, html_bundle
 from ._frontend import merge_bundle
 from ._static import static_file

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import ipywidgets
 
-from .._models import STAGES, TaskEvent
+from .._events import STAGES, TaskEvent
 from .._render import first_image, html_bundle
 from ._frontend import has_widget_frontend, merge_bundle
 from ._media import OutputsView
