@@ -320,6 +320,38 @@ def test_interpolation_in_bodies_and_lines(ip: Any) -> None:
     assert '<div class="wiro-answer">' in shown.data["text/html"]
 
 
+def test_batch_cell_runs_each_line_once_and_a_bad_line_alone(ip: Any, emu_env: Any) -> None:
+    ip.user_ns["size"] = 256
+    before = emu_env.stats.count("Run")
+    cell = '%%wiro batch wiro/text-to-image width={size} height=256 -c 2 -o res\na fox\n\n{"prompt": "a lighthouse"}\n{"prompt": "x", "width": 99999}\n'
+    result, cap = run(ip, cell)
+    assert result.success, cap.stderr
+    res = ip.user_ns["res"]
+    assert [item.status for item in res.items] == ["ok", "ok", "failed"]
+    assert [item.task.parameters["width"] for item in res.items[:2]] == [256, 256]  # {size} interpolated
+    assert "width" in res.items[2].error and emu_env.stats.count("Run") == before + 2  # the bad line never sent
+    [shown] = wiro_outputs(cap)
+    assert shown.metadata["wiro"]["model"] == "wiro/text-to-image" and shown.metadata["wiro"]["ok"] == 2
+    again, cap = run(ip, cell)  # the same cell again: a resumed batch sends nothing new
+    assert emu_env.stats.count("Run") == before + 2 and [i.status for i in ip.user_ns["res"].items][:2] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("%%wiro batch", "OWNER/MODEL"),
+        ("%%wiro batch notaslug", "owner/model"),
+        ("%%wiro batch wiro/slow -c 0", "must be 1 or more"),
+        ("%%wiro batch wiro/slow -o 1x", "Python variable name"),
+        ("%%wiro batch wiro/slow stray", "not a name=value parameter"),
+    ],
+)
+def test_batch_cell_usage_errors(ip: Any, line: str, fragment: str) -> None:
+    result, cap = run(ip, f"{line}\na prompt\n")
+    assert not result.success and fragment in str(result.error_in_exec), str(result.error_in_exec)
+    assert_short_error(cap)
+
+
 def test_no_wait_returns_at_once_and_the_task_stays_live(ip: Any, emu_env: Any) -> None:
     emu_env.pause_queue()
     result, cap = run(ip, "%%wiro run wiro/text-to-image --no-wait -o bg\nqueued")

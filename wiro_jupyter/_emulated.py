@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .emulator import Emulator
 
-_running: Any = None
+_running: Emulator | None = None
 
 
-def use_emulator(*, stage_delay: float = 0.15, quiet: bool = False) -> Any:
+def running_emulator() -> Emulator | None:
+    """The emulator `use_emulator()` started in this process, if it still runs."""
+    return _running
+
+
+def use_emulator(*, stage_delay: float = 0.15, quiet: bool = False) -> Emulator:
     """Start the embedded emulator (once per process) and make it the default for new clients.
 
     Sets WIRO_API_URL, WIRO_SOCKET_URL, WIRO_API_KEY (and WBOT_API_URL /

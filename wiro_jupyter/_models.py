@@ -1,7 +1,7 @@
 """What the Wiro API returns, as typed objects read from the server's raw JSON.
 
-The server's field names differ from what its docs and SDKs say (research
-notes §4.1): parameter items carry `defaultvalue`, string `minvalue` /
+The server's field names differ from what its docs and SDKs say
+(docs/protocol.md, Wiro §4.1): parameter items carry `defaultvalue`, string `minvalue` /
 `maxvalue`, `incrementby`, options as `{text, value}` and `maxinputlenght`
 (sic). Both spellings are accepted everywhere here.
 """

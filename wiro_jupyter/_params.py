@@ -1,7 +1,7 @@
 """Check a run's parameters against the model's definitions, then encode them.
 
 Everything here happens before a request is sent, so a typo never costs
-money. The encoding follows the wire rules (research notes §4.1, §5): JSON
+money. The encoding follows the wire rules (docs/protocol.md, Wiro §4.1 and §5): JSON
 when no file is uploaded, multipart when one is; a URL goes to the model's
 declared URL companion (`inputImageUrl`, `inputDocumentUrlMultiple`, …) or,
 for `combinefileinput`, into the field itself.

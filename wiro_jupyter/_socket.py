@@ -1,13 +1,13 @@
 """The task socket: one WebSocket connection shared by every task a client follows.
 
-Wire facts (research notes §8): the server greets with `{"type":"connected"}`;
+Wire facts (docs/protocol.md, Wiro §8): the server greets with `{"type":"connected"}`;
 `{"type":"task_info","tasktoken":…}` registers a task, many per connection;
 frames carry `tasktoken`, so one reader demultiplexes them. There is no replay
 of frames sent before registration, so every subscriber resynchronises with
 Task/Detail after each (re)connect — the socket says *when* something
 happened, Task/Detail says *what* the result is.
 
-Binary frames (realtime voice, §9) are `<tasktoken>|<pcm bytes>` in both
+Binary frames (realtime voice, Wiro §9) are `<tasktoken>|<pcm bytes>` in both
 directions; they are routed the same way, so voice sessions share this layer.
 """
 

@@ -3,7 +3,7 @@
 `_Turn` is fed the event dicts of one answer, returns `ChatEvent`s and builds
 the finished `ChatMessage`; the client does the I/O around it.
 
-Wire rules (see the research notes on Dify's source): events are `data:`
+Wire rules (docs/protocol.md, Dify §2 and §7): events are `data:`
 lines without `event:` names, so the kind is the JSON `event` field; a bare
 `event: ping` is a keep-alive; the stream is read until the server closes it
 (chatflows send `workflow_finished` after `message_end`, TTS audio follows it);

@@ -199,9 +199,9 @@ def _show_config() -> None:
 
 
 def _running_emulator() -> Emulator | None:
-    from .. import _emulated
+    from .._emulated import running_emulator
 
-    return _emulated._running
+    return running_emulator()
 
 
 @magic_arguments("wiro emulator")

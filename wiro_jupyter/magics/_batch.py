@@ -14,25 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import shlex
-from argparse import Namespace
+from argparse import ArgumentTypeError, Namespace
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-_ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)=(?P<value>.*)$", re.DOTALL)
+from ._parse import assignments, model_slug, output_name, parse_words, split_words, usage
 
 
-@magic_arguments()
-@argument("model", help="the model, OWNER/MODEL")
-@argument("params", nargs="*", metavar="name=value", help="parameters for every item")
-@argument("-c", "--concurrency", type=int, default=8, help="tasks in flight at most (default 8)")
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise ArgumentTypeError(f"must be 1 or more; got {number}")
+    return number
+
+
+@magic_arguments("%%wiro batch")
+@argument("model", type=model_slug, metavar="OWNER/MODEL", help="the model, e.g. wiro/text-to-image")
+@argument("params", nargs="*", metavar="name=value", help="parameters for every item (an item's own win)")
+@argument("-c", "--concurrency", type=_at_least_one, default=8, help="tasks in flight at most (default 8)")
 @argument("--max-cost", type=float, default=None, metavar="DOLLARS", help="no item starts that could pass this spend")
 @argument("--name", default=None, help="the batch's name (default: derived from the model, inputs and parameters)")
 @argument("--retry-failed", action="store_true", help="send the items that failed in an earlier call again")
-@argument("-o", "--output", default=None, metavar="VAR", help="store the BatchResult in VAR")
+@argument("-o", "--output", type=output_name, default=None, metavar="VAR", help="store the BatchResult in VAR")
 def batch_magic(line: str) -> None:
     """Run one model over the cell's lines, at most N at a time, resumable.
 
@@ -45,47 +53,10 @@ def batch_magic(line: str) -> None:
     """
 
 
-def parse(line: str) -> tuple[Namespace, dict[str, str]]:
-    """The options and the `name=value` parameters of a `%%wiro batch` line (in any order).
-
-    The line is split like a shell would (`prompt="a red fox"` is one word); the `name=value` words are
-    the parameters, and the rest goes to `parse_argstring`."""
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f'Could not read the line: {exc}. Quote values with spaces: prompt="a red fox".') from None
-    params: dict[str, str] = {}
-    options: list[str] = []
-    for word in words:
-        match = _ASSIGNMENT.match(word)
-        if match is not None and not (options and options[-1] in _VALUED):
-            params[match["name"]] = match["value"]
-        else:
-            options.append(word)
-    args = parse_argstring(batch_magic, " ".join(_keep_whole(w) for w in options))
-    args.name, args.output = _unquote(args.name), _unquote(args.output)
-    if args.params:  # a word neither an option nor name=value
-        raise UsageError(f"{args.params[0]!r} is neither an option nor name=value.\n{batch_magic.parser.format_usage().strip()}")
-    if args.concurrency < 1:
-        raise UsageError(f"-c/--concurrency must be 1 or more; got {args.concurrency}.")
-    return args, params
-
-
-# Options that take a value: the word after one of them is that value, even when it contains `=`.
-_VALUED = ("-c", "--concurrency", "--max-cost", "--name", "-o", "--output")
-
-
-def _keep_whole(word: str) -> str:
-    """A word that IPython's splitter (`arg_split`, which keeps a token's quotes) returns as one token."""
-    if not word or any(c.isspace() for c in word):
-        return f'"{word}"' if '"' not in word else f"'{word}'"
-    return word
-
-
-def _unquote(value: str | None) -> str | None:
-    if value is not None and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+def parse(line: str, namespace: dict[str, Any] | None = None) -> tuple[Namespace, dict[str, str]]:
+    """The options and the `name=value` parameters of a `%%wiro batch` line (in any order; `{name}` interpolated)."""
+    args = parse_words(batch_magic, split_words(line, namespace))
+    return args, assignments(args.params, usage(batch_magic))
 
 
 def inputs(body: str | None) -> list[str | dict[str, Any]]:
@@ -125,13 +96,14 @@ def _done(shell: Any, args: Namespace, result: Any) -> Any:
 
     if args.output:
         shell.user_ns[args.output] = result
-    display(result)  # the gallery; the cell's value is stored without a second display
+    metadata = {"wiro": {"model": args.model, "batch": result.name, "spent": result.spent, **result.counts()}}
+    display(result, metadata=metadata)  # the gallery; the cell's value is stored without a second display
     return result
 
 
 def batch_cell(shell: Any, line: str, body: str) -> Any:
     """The blocking `%%wiro batch` cell (terminal IPython, `%autoawait off`): Ctrl-C stops the batch."""
-    args, params = parse(line)
+    args, params = parse(line, shell.user_ns)
     items = inputs(body)
     result = _client().batch(args.model, items, **_options(args), **params)
     return _done(shell, args, result)
@@ -143,7 +115,7 @@ async def batch_cell_async(shell: Any, line: str, body: str) -> Any:
     from .._task import Task
     from ..batch._start import start_batch
 
-    args, params = parse(line)
+    args, params = parse(line, shell.user_ns)
     items = inputs(body)
     client = _client()
     run = await asyncio.wrap_future(
