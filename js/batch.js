@@ -9,21 +9,6 @@
 const ENDED = new Set(["done", "stopped"]);
 const SEGMENTS = ["ok", "failed", "cancelled", "skipped", "running"];
 
-function node(tag, cls, text) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
-function fmtSeconds(s) {
-  if (!(s >= 0)) return "";
-  if (s < 60) return `${s.toFixed(0)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(Math.floor(s % 60)).padStart(2, "0")} s`;
-  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
-}
-
 function render({ model, el }) {
   const root = node("div", "wiro-batch");
   const head = node("div", "wiro-batch-head");
@@ -58,11 +43,11 @@ function render({ model, el }) {
     const bits = [];
     const budget = model.get("budget");
     bits.push(`$${model.get("spent").toFixed(4)}` + (budget >= 0 ? ` of $${budget}` : " spent"));
-    bits.push(fmtSeconds(elapsed()));
+    bits.push(fmtSeconds(elapsed(), 0));
     const pace = model.get("throughput");
     if (pace >= 0) bits.push(`${pace.toFixed(1)} items/min`);
     const eta = model.get("eta");
-    if (eta >= 0 && !ENDED.has(model.get("state"))) bits.push(`about ${fmtSeconds(eta)} left`);
+    if (eta >= 0 && !ENDED.has(model.get("state"))) bits.push(`about ${fmtSeconds(eta, 0)} left`);
     if (model.get("limit") < model.get("concurrency")) {
       bits.push(`${model.get("limit")} at once (the account's limit; asked ${model.get("concurrency")})`);
     }

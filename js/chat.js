@@ -11,29 +11,6 @@
 // The input box sends {action: "send", text}; the Stop button sends {action: "stop"}.
 // The stylesheet is js/chat.css, which the widget loads once per page (anywidget's `_css`).
 
-// The kernel's `_render.safe_url`, again here (each ES module loads on its own): inert data: types only.
-const DATA_OK = /^data:(image\/(png|jpeg|gif|webp)|(audio|video)\/[a-z0-9][a-z0-9.+-]*|application\/octet-stream);base64,/i;
-
-function safeUrl(u) {
-  if (typeof u !== "string") return "";
-  const s = u.trim();
-  if (/^https?:\/\//i.test(s)) return s;
-  if (DATA_OK.test(s)) return s;
-  return "";
-}
-
-function embedded(u) {
-  const s = safeUrl(u);
-  return s.toLowerCase().startsWith("data:") ? s : "";
-}
-
-function node(tag, cls, text) {
-  const n = document.createElement(tag);
-  if (cls) n.className = cls;
-  if (text !== undefined) n.textContent = text;
-  return n;
-}
-
 function fileNode(f) {
   const name = f.name || f.type || "file";
   const src = embedded(f.src);

@@ -6,29 +6,6 @@
 // `data:` URL of what the kernel fetched; an output without one is a link: showing it requests nothing.
 // The stylesheet is js/media.css, which the widget loads once per page (anywidget's `_css`).
 
-// The kernel's `_render.safe_url`, again here (each ES module loads on its own): inert data: types only.
-const DATA_OK = /^data:(image\/(png|jpeg|gif|webp)|(audio|video)\/[a-z0-9][a-z0-9.+-]*|application\/octet-stream);base64,/i;
-
-function safeUrl(u) {
-  if (typeof u !== "string") return "";
-  const s = u.trim();
-  if (/^https?:\/\//i.test(s)) return s;
-  if (DATA_OK.test(s)) return s;
-  return "";
-}
-
-function embedded(u) {
-  const s = safeUrl(u);
-  return s.toLowerCase().startsWith("data:") ? s : "";
-}
-
-function node(tag, cls, text) {
-  const n = document.createElement(tag);
-  if (cls) n.className = cls;
-  if (text !== undefined) n.textContent = text;
-  return n;
-}
-
 function fmtSize(n) {
   if (!(n >= 0)) return "";
   if (n < 1024) return `${n} B`;

@@ -7,43 +7,28 @@
 
 const ENDED = new Set(["done", "failed", "cancelled"]);
 
-function fmtSeconds(s) {
-  if (!(s >= 0)) return "";
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(Math.floor(s % 60)).padStart(2, "0")} s`;
-  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
-}
-
-function el_(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function render({ model, el }) {
-  const root = el_("div", "wiro-status");
-  const head = el_("div", "wiro-status-head");
-  const name = el_("span", "wiro-status-model");
-  const state = el_("span", "wiro-status-state");
-  const elapsed = el_("span", "wiro-status-elapsed wiro-status-meta");
-  const cost = el_("span", "wiro-status-cost wiro-status-meta");
-  const queue = el_("span", "wiro-status-queue wiro-status-meta");
-  const buttons = el_("span", "wiro-status-buttons");
-  const cancel = el_("button", "wiro-cancel", "Cancel");
-  const kill = el_("button", "wiro-kill", "Kill");
+  const root = node("div", "wiro-status");
+  const head = node("div", "wiro-status-head");
+  const name = node("span", "wiro-status-model");
+  const state = node("span", "wiro-status-state");
+  const elapsed = node("span", "wiro-status-elapsed wiro-status-meta");
+  const cost = node("span", "wiro-status-cost wiro-status-meta");
+  const queue = node("span", "wiro-status-queue wiro-status-meta");
+  const buttons = node("span", "wiro-status-buttons");
+  const cancel = node("button", "wiro-cancel", "Cancel");
+  const kill = node("button", "wiro-kill", "Kill");
   cancel.type = kill.type = "button";
   cancel.title = "Cancel the task (a queued task is cancelled, a running one killed)";
   kill.title = "Kill the running task now";
   buttons.append(cancel, kill);
   head.append(name, state, elapsed, cost, queue, buttons);
-  const steps = el_("ol", "wiro-steps");
-  const percent = el_("div", "wiro-percent");
-  const percentFill = el_("div");
+  const steps = node("ol", "wiro-steps");
+  const percent = node("div", "wiro-percent");
+  const percentFill = node("div");
   percent.append(percentFill);
-  const line = el_("div", "wiro-status-line");
-  const error = el_("pre", "wiro-status-error");
+  const line = node("div", "wiro-status-line");
+  const error = node("pre", "wiro-status-error");
   root.append(head, steps, percent, line, error);
   el.append(root);
 
@@ -55,10 +40,10 @@ function render({ model, el }) {
   function buildSteps() {
     steps.replaceChildren();
     stepNodes = (model.get("stages") || []).map((s) => {
-      const li = el_("li", "wiro-step");
+      const li = node("li", "wiro-step");
       li.dataset.stage = s.id;
       li.title = s.label;
-      li.append(el_("div", "wiro-step-bar"), el_("div", "wiro-step-label", s.label));
+      li.append(node("div", "wiro-step-bar"), node("div", "wiro-step-label", s.label));
       steps.append(li);
       return li;
     });

@@ -62,13 +62,6 @@ const STATES = {
   failed: "Session ended early",
 };
 
-function node(tag, cls, text) {
-  const n = document.createElement(tag);
-  if (cls) n.className = cls;
-  if (text !== undefined) n.textContent = text;
-  return n;
-}
-
 function button(cls, text, title) {
   const b = node("button", cls, text);
   b.type = "button";

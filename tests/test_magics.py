@@ -323,7 +323,8 @@ def test_interpolation_in_bodies_and_lines(ip: Any) -> None:
 def test_batch_cell_runs_each_line_once_and_a_bad_line_alone(ip: Any, emu_env: Any) -> None:
     ip.user_ns["size"] = 256
     before = emu_env.stats.count("Run")
-    cell = '%%wiro batch wiro/text-to-image width={size} height=256 -c 2 -o res\na fox\n\n{"prompt": "a lighthouse"}\n{"prompt": "x", "width": 99999}\n'
+    line = "%%wiro batch wiro/text-to-image width={size} height=256 -c 2 -o res"
+    cell = line + '\na fox\n\n{"prompt": "a lighthouse"}\n{"prompt": "x", "width": 99999}\n'
     result, cap = run(ip, cell)
     assert result.success, cap.stderr
     res = ip.user_ns["res"]
@@ -333,6 +334,7 @@ def test_batch_cell_runs_each_line_once_and_a_bad_line_alone(ip: Any, emu_env: A
     [shown] = wiro_outputs(cap)
     assert shown.metadata["wiro"]["model"] == "wiro/text-to-image" and shown.metadata["wiro"]["ok"] == 2
     again, cap = run(ip, cell)  # the same cell again: a resumed batch sends nothing new
+    assert again.success, cap.stderr
     assert emu_env.stats.count("Run") == before + 2 and [i.status for i in ip.user_ns["res"].items][:2] == ["ok", "ok"]
 
 

@@ -29,6 +29,21 @@ from .batch._methods import AsyncBatchMethods, BatchMethods
 
 if TYPE_CHECKING:
     import httpx
+    from typing_extensions import TypedDict, Unpack
+
+    class ClientOptions(TypedDict, total=False):
+        """The keyword options of `AsyncWiro` (and so of `Wiro`)."""
+
+        api_url: str | None
+        socket_url: str | None
+        timeout: float
+        max_retries: int
+        max_connections: int
+        poll_interval: float
+        socket_silence: float
+        journal: Journal | bool
+        transport: httpx.AsyncBaseTransport | None
+        max_response_bytes: int
 
     from .voice import AsyncVoiceSession, VoiceSession
 
@@ -214,11 +229,13 @@ class AsyncWiro(AsyncBatchMethods):
         return dict(items[0]) if items else {}
 
     async def upload(self, file: Any, *, folder_id: str | None = None) -> UploadedFile:
-        """File/Upload: store a file (path, bytes, file object or PIL image) and get its URL."""
+        """File/Upload: store a file (path, bytes, file object or PIL image) and get its URL.
+
+        A file given by path is streamed from disk (memory stays flat whatever its size)."""
         data = read_file_input(file, "file")
         form = [("folderid", folder_id)] if folder_id else []
         payload = await self._api.call(
-            "File/Upload", data=form, files=[("file", (data.name, data.content, data.content_type))], idempotent=False
+            "File/Upload", data=form, files=[("file", (data.name, data.body(), data.content_type))], idempotent=False
         )
         items = object_list(payload, "list", "File/Upload")
         item = items[0] if items else {}
@@ -247,36 +264,9 @@ class Wiro(BatchMethods):
     >>> task.images[0]
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        api_secret: str | None = None,
-        *,
-        api_url: str | None = None,
-        socket_url: str | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 3,
-        max_connections: int = 20,
-        poll_interval: float = 2.0,
-        socket_silence: float = 15.0,
-        journal: Journal | bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_response_bytes: int = DEFAULT_MAX_BODY,
-    ) -> None:
-        self._async = AsyncWiro(
-            api_key,
-            api_secret,
-            api_url=api_url,
-            socket_url=socket_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_connections=max_connections,
-            poll_interval=poll_interval,
-            socket_silence=socket_silence,
-            journal=journal,
-            transport=transport,
-            max_response_bytes=max_response_bytes,
-        )
+    def __init__(self, api_key: str | None = None, api_secret: str | None = None, **options: Unpack[ClientOptions]) -> None:
+        """The options are `AsyncWiro`'s (api_url, socket_url, timeout, max_retries, …), with the same defaults."""
+        self._async = AsyncWiro(api_key, api_secret, **options)
 
     @property
     def settings(self) -> Settings:

@@ -110,7 +110,13 @@ def jupyter_lab(jupyter_lab_factory: Callable[[Mapping[str, str]], JupyterLab], 
 
 
 @pytest.fixture
-def browser_page(request: pytest.FixtureRequest) -> Iterator[Any]:
+def chromium_args() -> list[str]:
+    """Extra Chromium flags for ``browser_page``; a test module overrides this fixture (e.g. a fake microphone)."""
+    return []
+
+
+@pytest.fixture
+def browser_page(request: pytest.FixtureRequest, chromium_args: list[str]) -> Iterator[Any]:
     """A Playwright page in a fresh headless Chromium profile; screenshot at the end of the test."""
     chromium = find_chromium()
     if chromium is None:
@@ -126,7 +132,7 @@ def browser_page(request: pytest.FixtureRequest) -> Iterator[Any]:
             profile,
             executable_path=chromium,
             headless=True,
-            args=CHROMIUM_ARGS,
+            args=[*CHROMIUM_ARGS, *chromium_args],
             viewport=VIEWPORT,  # type: ignore[arg-type]
         )
         page = context.pages[0] if context.pages else context.new_page()

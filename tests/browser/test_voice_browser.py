@@ -4,33 +4,23 @@ wall-clock time), the model's transcript appears, its audio is handed to the pag
 samples the widget's player scheduled), and Stop ends the session on the server. The kernel starts its
 own emulator (`wj.use_emulator()` in the notebook's first cell) and reports what it received.
 
-The fake microphone needs Chromium flags the shared `browser_page` fixture does not pass, so this module
-launches its own browser context (`mic_page`), wired into the harness's console checks and screenshots.
+The fake microphone is Chromium flags: this module's `chromium_args` fixture gives them to `browser_page`.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from .conftest import PAGE_KEY
 from .harness import (
-    CHROMIUM_ARGS,
-    CHROMIUM_MISSING,
-    PLAYWRIGHT_MISSING,
-    VIEWPORT,
     JupyterLab,
-    close_page_state,
     console_for,
-    find_chromium,
     shot,
 )
 
@@ -80,36 +70,10 @@ def microphone_wav(path: Path) -> Path:
 
 
 @pytest.fixture
-def mic_page(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """Like `browser_page`, with Chromium's fake microphone playing `microphone_wav`."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.fail(CHROMIUM_MISSING, pytrace=False)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail(PLAYWRIGHT_MISSING, pytrace=False)
+def chromium_args(tmp_path: Path) -> list[str]:
+    """Chromium's fake microphone, playing `microphone_wav`, granted without a prompt."""
     wav = microphone_wav(tmp_path / "microphone.wav")
-    args = [
-        *CHROMIUM_ARGS,
-        "--use-fake-ui-for-media-stream",  # grant the microphone without a prompt
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-    ]
-    item = request.node
-    with tempfile.TemporaryDirectory(prefix="wiro-chromium-") as profile, sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=chromium, headless=True, args=args, viewport=VIEWPORT  # type: ignore[arg-type]
-        )
-        page = context.pages[0] if context.pages else context.new_page()
-        console_for(page).attach(page)
-        item.stash[PAGE_KEY] = page  # the harness's report hook: console checks, screenshot and log on failure
-        try:
-            yield page
-        finally:
-            del item.stash[PAGE_KEY]
-            close_page_state(page)
-            context.close()
+    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
 
 
 def report(lab: JupyterLab, page: Any) -> dict[str, Any]:
@@ -121,8 +85,8 @@ def samples(widget: Any, name: str) -> int:
     return int(widget.get_attribute(f"data-{name}-samples") or 0)
 
 
-def test_talking_through_the_microphone(lab: JupyterLab, mic_page: Any) -> None:
-    page = mic_page
+def test_talking_through_the_microphone(lab: JupyterLab, browser_page: Any) -> None:
+    page = browser_page
     begin = time.monotonic()
     lab.open_notebook(page, [SETUP, OPEN, REPORT], name="voice.ipynb")
     lab.run_cell(page, 0)

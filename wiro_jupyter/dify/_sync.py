@@ -10,13 +10,25 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .. import _loop
-from .._transport import DEFAULT_MAX_BODY
 from ..chat._messages import ChatEvent, ChatMessage, Page
 from ._client import AsyncWbotChat
 from ._errors import DEFAULT_WBOT_URL
 
 if TYPE_CHECKING:
+    from typing_extensions import TypedDict, Unpack
+
     from ..widgets._chat import ChatView
+
+    class WbotOptions(TypedDict, total=False):
+        """The keyword options of `AsyncWbotChat` (and so of `WbotChat`)."""
+
+        user: str | None
+        conversation_id: str | None
+        inputs: dict[str, Any] | None
+        timeout: float | httpx.Timeout | None
+        max_retries: int
+        transport: httpx.AsyncBaseTransport | None
+        max_response_bytes: int
 
 __all__ = ["WbotChat"]
 
@@ -34,30 +46,9 @@ class WbotChat:
     Ctrl-C during send()/stream() asks the server to stop the answer, then re-raises.
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        user: str | None = None,
-        conversation_id: str | None = None,
-        inputs: dict[str, Any] | None = None,
-        timeout: float | httpx.Timeout | None = 60.0,
-        *,
-        max_retries: int = 2,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_response_bytes: int = DEFAULT_MAX_BODY,
-    ) -> None:
-        self.aio = AsyncWbotChat(
-            api_key=api_key,
-            base_url=base_url,
-            user=user,
-            conversation_id=conversation_id,
-            inputs=inputs,
-            timeout=timeout,
-            max_retries=max_retries,
-            transport=transport,
-            max_response_bytes=max_response_bytes,
-        )
+    def __init__(self, api_key: str | None = None, base_url: str | None = None, **options: Unpack[WbotOptions]) -> None:
+        """The options are `AsyncWbotChat`'s (user, conversation_id, inputs, timeout, max_retries, …)."""
+        self.aio = AsyncWbotChat(api_key, base_url, **options)
 
     # -- state, shared with the async core
 

@@ -28,44 +28,20 @@ import traitlets as t
 from .._render import escape, html_bundle, select
 from ..batch._result import BatchItem, RunView, progress_line, thumbnail
 from ._frontend import has_widget_frontend, merge_bundle
-from ._static import static_file
+from ._static import es_module, static_file
 from ._throttle import Throttle
 
 UPDATE_INTERVAL = 0.05  # at most ~20 updates a second
 MAX_THUMBNAILS = 24  # the first image outputs get a thumbnail; the result's gallery shows more
 FINAL_WAIT = 60.0  # how long the final display waits for the last thumbnails
 
-CSS = """
-.wiro-batch { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px; padding: 6px 10px;
-  margin: 2px 0; border-left: 4px solid var(--wiro-color); color: var(--jp-ui-font-color1, #1f2937);
-  --wiro-color: #2563eb; }
-.wiro-batch[data-state="done"] { --wiro-color: #15803d; }
-.wiro-batch[data-state="stopping"], .wiro-batch[data-state="stopped"] { --wiro-color: #b45309; }
-.wiro-batch-head { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 12px; }
-.wiro-batch-title { font-weight: 600; }
-.wiro-batch-state { color: var(--wiro-color); font-weight: 600; }
-.wiro-batch-stop { margin-left: auto; font: inherit; padding: 1px 10px; border-radius: 3px; cursor: pointer;
-  border: 1px solid #b91c1c; color: #b91c1c; background: var(--jp-layout-color2, #f3f4f6); }
-.wiro-batch-stop:disabled { opacity: .45; cursor: default; }
-.wiro-batch-bar { display: flex; height: 8px; margin: 6px 0 4px; border-radius: 2px; overflow: hidden;
-  background: var(--jp-layout-color3, #e5e7eb); }
-.wiro-batch-seg { height: 100%; transition: width .15s linear; }
-.wiro-batch-ok { background: #15803d; }
-.wiro-batch-failed { background: #b91c1c; }
-.wiro-batch-cancelled, .wiro-batch-skipped { background: #9ca3af; }
-.wiro-batch-running { background: #93c5fd; }
-.wiro-batch-meta { color: var(--jp-ui-font-color2, #6b7280); }
-.wiro-batch-notice { color: #b45309; margin-top: 2px; }
-.wiro-batch-thumbs { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 6px; }
-.wiro-batch-thumb { max-height: 72px; max-width: 96px; border-radius: 2px; }
-"""
 
 
 class BatchView(anywidget.AnyWidget):
     """The live progress of one `RunView` (see the module docstring). `BatchView(run)`."""
 
-    _esm = static_file("batch.js")
-    _css = CSS
+    _esm = es_module("batch.js")
+    _css = static_file("batch.css")
 
     model = t.Unicode("").tag(sync=True)  # owner/slug
     name = t.Unicode("").tag(sync=True)  # the batch's name

@@ -53,7 +53,7 @@ import traitlets as t
 from .._render import CHAT_EMBED_LIMIT, TranscriptEntry, data_url, embed_chat_file, render_markdown, safe_url, transcript_bundle
 from ..chat._messages import AgentThought, ChatEvent, ChatFile, ChatMessage
 from ._frontend import merge_bundle
-from ._static import static_file
+from ._static import es_module, static_file
 from ._throttle import Throttle
 
 log = logging.getLogger("wiro_jupyter")
@@ -166,7 +166,7 @@ def _title(chat: Conversation | None) -> str:
 class ChatView(anywidget.AnyWidget):
     """A conversation, live: `ChatView(chat)` (see the module docstring)."""
 
-    _esm = static_file("chat.js")
+    _esm = es_module("chat.js")
     _css = static_file("chat.css")
 
     title = t.Unicode("").tag(sync=True)

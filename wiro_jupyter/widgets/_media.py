@@ -22,7 +22,7 @@ import traitlets as t
 from .._events import TaskEvent
 from .._render import first_image, html_bundle, items_html, load_items, render_markdown
 from ._frontend import merge_bundle
-from ._static import static_file
+from ._static import es_module, static_file
 from ._status import FINAL_KINDS, UPDATE_INTERVAL, task_finished
 from ._throttle import Throttle
 
@@ -37,7 +37,7 @@ __all__ = ["OutputsView"]
 class OutputsView(anywidget.AnyWidget):
     """A task's outputs (see the module docstring). `OutputsView(task)`; text streams in live."""
 
-    _esm = static_file("media.js")
+    _esm = es_module("media.js")
     _css = static_file("media.css")
 
     items = t.List(t.Dict()).tag(sync=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -14,3 +15,12 @@ def static_file(name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{name} is not bundled with this installation of wiro-jupyter (looked in _static/ and js/)")
+
+
+@cache
+def es_module(name: str) -> str:
+    """A widget's ES module as anywidget gets it: `js/_common.js` (the shared helpers), then `js/<name>`.
+
+    anywidget loads each module from its own blob URL, so one module cannot import another.
+    """
+    return static_file("_common.js").read_text() + "\n" + static_file(name).read_text()

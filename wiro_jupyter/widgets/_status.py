@@ -25,7 +25,7 @@ from .._events import STAGES, TaskEvent
 from .._fields import to_number
 from .._render import escape, html_bundle
 from ._frontend import merge_bundle
-from ._static import static_file
+from ._static import es_module, static_file
 from ._throttle import Throttle
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def format_seconds(seconds: float) -> str:
 class StatusBar(anywidget.AnyWidget):
     """The live status of one task (see the module docstring). `StatusBar(task)`."""
 
-    _esm = static_file("status.js")
+    _esm = es_module("status.js")
     _css = static_file("status.css")
 
     model = t.Unicode("").tag(sync=True)  # owner/slug

@@ -32,7 +32,7 @@ from .._loop import background_loop
 from .._models import Model
 from .._render import escape, html_bundle
 from ._frontend import merge_bundle
-from ._static import static_file
+from ._static import es_module, static_file
 from ._throttle import Throttle
 
 log = logging.getLogger("wiro_jupyter")
@@ -41,36 +41,6 @@ __all__ = ["VoiceView"]
 
 UPDATE_INTERVAL = 0.05  # at most ~20 updates a second
 
-CSS = """
-.wiro-voice { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
-  color: var(--jp-ui-font-color1, #1f2937); border-left: 4px solid var(--wiro-voice-color); padding: 6px 10px;
-  margin: 2px 0; --wiro-voice-color: #6b7280; }
-.wiro-voice[data-state="live"] { --wiro-voice-color: #15803d; }
-.wiro-voice[data-state="starting"], .wiro-voice[data-state="closing"] { --wiro-voice-color: #2563eb; }
-.wiro-voice[data-state="failed"] { --wiro-voice-color: #b91c1c; }
-.wiro-voice-head { display: flex; flex-wrap: wrap; gap: 4px 12px; align-items: baseline; }
-.wiro-voice-title { font-weight: 600; }
-.wiro-voice-state { color: var(--wiro-voice-color); font-weight: 600; }
-.wiro-voice-cost { color: var(--jp-ui-font-color2, #6b7280); margin-left: auto; }
-.wiro-voice-bar { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin: 6px 0; }
-.wiro-voice-bar button { font: inherit; padding: 1px 10px; border-radius: 3px; cursor: pointer;
-  border: 1px solid var(--jp-border-color1, #9ca3af); background: var(--jp-layout-color2, #f3f4f6); color: inherit; }
-.wiro-voice-bar button:disabled { opacity: .45; cursor: default; }
-.wiro-voice-start:not(:disabled) { border-color: #15803d; color: #15803d; }
-.wiro-voice-meter { width: 120px; height: 8px; border-radius: 4px; background: var(--jp-layout-color3, #e5e7eb);
-  overflow: hidden; }
-.wiro-voice-level { height: 100%; width: 0%; background: #15803d; transition: width 80ms linear; }
-.wiro-voice-barge { color: var(--jp-ui-font-color2, #6b7280); user-select: none; }
-.wiro-voice-message { margin: 4px 0; white-space: pre-wrap; }
-.wiro-voice-message[data-kind="error"] { color: #b91c1c; }
-.wiro-voice-message[data-kind="notice"] { color: var(--jp-ui-font-color2, #6b7280); }
-.wiro-voice-transcript { max-height: 18em; overflow: auto; border-top: 1px solid var(--jp-border-color2, #e5e7eb);
-  padding-top: 4px; }
-.wiro-voice-line { margin: 2px 0; line-height: 1.45; overflow-wrap: anywhere; white-space: pre-wrap; }
-.wiro-voice-who { font-weight: 600; margin-right: 6px; }
-.wiro-voice-line[data-speaker="user"] .wiro-voice-who { color: #2563eb; }
-.wiro-voice-line[data-speaker="ai"] .wiro-voice-who { color: #7c3aed; }
-"""
 
 SPEAKERS = {"user": "You", "ai": "AI"}
 
@@ -128,8 +98,8 @@ class VoiceView(anywidget.AnyWidget):
     created inside the loop that session lives on.
     """
 
-    _esm = static_file("voice.js")
-    _css = CSS
+    _esm = es_module("voice.js")
+    _css = static_file("voice.css")
 
     slug = t.Unicode("").tag(sync=True)
     task_id = t.Unicode("").tag(sync=True)

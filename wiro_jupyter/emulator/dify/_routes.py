@@ -36,20 +36,29 @@ def create_app(world: DifyWorld) -> Starlette:
     def bound(handler: Any) -> Any:
         return partial(handler, world)
 
+    def for_app(handler: Any) -> Any:
+        """A handler of an app's API: called with the app the bearer key names (or answered 401 here)."""
+
+        async def endpoint(request: Request) -> Response:
+            app = world.app_for(request)
+            return app if isinstance(app, Response) else await handler(world, app, request)
+
+        return endpoint
+
     api = Router(
         routes=[
-            Route("/chat-messages", bound(chat_messages), methods=["POST"]),
-            Route("/chat-messages/{task_id}/stop", bound(stop), methods=["POST"]),
-            Route("/messages", bound(list_messages), methods=["GET"]),
-            Route("/messages/{message_id}/feedbacks", bound(feedback), methods=["POST"]),
-            Route("/messages/{message_id}/suggested", bound(suggested), methods=["GET"]),
-            Route("/conversations", bound(list_conversations), methods=["GET"]),
-            Route("/conversations/{cid}", bound(delete_conversation), methods=["DELETE"]),
-            Route("/conversations/{cid}/name", bound(rename), methods=["POST"]),
-            Route("/files/upload", bound(upload), methods=["POST"]),
-            Route("/parameters", bound(parameters), methods=["GET"]),
-            Route("/info", bound(info), methods=["GET"]),
-            Route("/meta", bound(meta), methods=["GET"]),
+            Route("/chat-messages", for_app(chat_messages), methods=["POST"]),
+            Route("/chat-messages/{task_id}/stop", for_app(stop), methods=["POST"]),
+            Route("/messages", for_app(list_messages), methods=["GET"]),
+            Route("/messages/{message_id}/feedbacks", for_app(feedback), methods=["POST"]),
+            Route("/messages/{message_id}/suggested", for_app(suggested), methods=["GET"]),
+            Route("/conversations", for_app(list_conversations), methods=["GET"]),
+            Route("/conversations/{cid}", for_app(delete_conversation), methods=["DELETE"]),
+            Route("/conversations/{cid}/name", for_app(rename), methods=["POST"]),
+            Route("/files/upload", for_app(upload), methods=["POST"]),
+            Route("/parameters", for_app(parameters), methods=["GET"]),
+            Route("/info", for_app(info), methods=["GET"]),
+            Route("/meta", for_app(meta), methods=["GET"]),
         ],
         default=_not_found,
     )
@@ -126,11 +135,8 @@ def _user_files(world: DifyWorld, app: App, user: str, files: Any, prefix: str) 
     return specs
 
 
-async def chat_messages(world: DifyWorld, request: Request) -> Response:
+async def chat_messages(world: DifyWorld, app: App, request: Request) -> Response:
     """POST /chat-messages (Dify §1): validate, record the message, answer as a stream (Dify §2) or at once."""
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
     body = await _json_body(request)
     if isinstance(body, Response):
         return body
@@ -221,10 +227,7 @@ def _blocking_answer(turn: Turn) -> Response:
     )
 
 
-async def stop(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def stop(world: DifyWorld, app: App, request: Request) -> Response:
     body = await _json_body(request)
     if isinstance(body, Response):
         return body
@@ -248,10 +251,7 @@ def _limit_of(request: Request) -> int | Response:
     return limit
 
 
-async def list_messages(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def list_messages(world: DifyWorld, app: App, request: Request) -> Response:
     limit = _limit_of(request)
     if isinstance(limit, Response):
         return limit
@@ -274,10 +274,7 @@ async def list_messages(world: DifyWorld, request: Request) -> Response:
     return JSONResponse({"limit": limit, "has_more": len(ids) > limit, "data": items})
 
 
-async def list_conversations(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def list_conversations(world: DifyWorld, app: App, request: Request) -> Response:
     limit = _limit_of(request)
     if isinstance(limit, Response):
         return limit
@@ -310,10 +307,7 @@ async def _body_user(request: Request) -> str:
     return user if isinstance(user, str) and user else _query_user(request)
 
 
-async def delete_conversation(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def delete_conversation(world: DifyWorld, app: App, request: Request) -> Response:
     conversation = app.conversation_of(request.path_params["cid"], await _body_user(request))
     if conversation is None:
         return error(404, "not_found", "Conversation Not Exists.")
@@ -323,10 +317,7 @@ async def delete_conversation(world: DifyWorld, request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def rename(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def rename(world: DifyWorld, app: App, request: Request) -> Response:
     body = await _json_body(request)
     if isinstance(body, Response):
         return body
@@ -346,10 +337,7 @@ async def rename(world: DifyWorld, request: Request) -> Response:
     return JSONResponse(conversation.as_item())
 
 
-async def feedback(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def feedback(world: DifyWorld, app: App, request: Request) -> Response:
     body = await _json_body(request)
     if isinstance(body, Response):
         return body
@@ -364,10 +352,7 @@ async def feedback(world: DifyWorld, request: Request) -> Response:
     return JSONResponse({"result": "success"})
 
 
-async def suggested(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def suggested(world: DifyWorld, app: App, request: Request) -> Response:
     message = app.message_of(request.path_params["message_id"], _query_user(request))
     if message is None:
         return error(404, "not_found", "Message Not Exists.")
@@ -382,10 +367,7 @@ async def suggested(world: DifyWorld, request: Request) -> Response:
     )
 
 
-async def upload(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def upload(world: DifyWorld, app: App, request: Request) -> Response:
     form = await request.form()
     user = form.get("user")
     if not isinstance(user, str) or not user.strip():
@@ -424,10 +406,7 @@ async def upload(world: DifyWorld, request: Request) -> Response:
     return JSONResponse(record, status_code=201)
 
 
-async def parameters(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def parameters(world: DifyWorld, app: App, request: Request) -> Response:
     return JSONResponse(
         {
             "opening_statement": app.opening_statement,
@@ -466,10 +445,7 @@ async def parameters(world: DifyWorld, request: Request) -> Response:
     )  # fmt: skip
 
 
-async def info(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def info(world: DifyWorld, app: App, request: Request) -> Response:
     return JSONResponse(
         {
             "name": app.name,
@@ -481,10 +457,7 @@ async def info(world: DifyWorld, request: Request) -> Response:
     )
 
 
-async def meta(world: DifyWorld, request: Request) -> Response:
-    app = world.app_for(request)
-    if isinstance(app, Response):
-        return app
+async def meta(world: DifyWorld, app: App, request: Request) -> Response:
     icons = {"draw_image": {"background": "#FFEAD5", "content": "🎨"}} if app.mode == "agent-chat" else {}
     return JSONResponse({"tool_icons": icons})
 
