@@ -1,27 +1,20 @@
-"""How long does building a RunForm for a 60-parameter model take?
+"""Figure 7, forms: building a `RunForm` for a synthetic 60-parameter model (every parameter type, in groups,
+some advanced, some required; made here, no server), against building 60 plain `ipywidgets.Text`. Rounds of
+the two alternate, so both see the same machine load; medians.
 
-Builds `RunForm` for a synthetic model (Model/Parameter objects made here: no server) N times and
-prints the mean and median build time in ms, next to the baseline of building the same number of
-plain `ipywidgets.Text` widgets (60 per round) in the same process, and the ratio of the two.
-
-    python benchmarks/bench_form.py [--rounds 50] [--params 60] [--kernel]
-
-Outside a kernel, widgets open no real comm (ipywidgets uses a no-op comm), so this measures the
-Python side: widget construction, trait validation and the form's own logic. `--kernel` also starts a
-real IPython kernel (jupyter_client's KernelManager, cwd = the repository) and times the same builds
-inside it, where every widget model opens a comm (one `comm_open` message with its whole state).
+Outside a kernel, widgets open no real comm (ipywidgets uses a no-op comm), so this measures the Python
+side: widget construction, trait validation and the form's own logic. The full run also times the same
+builds inside a real IPython kernel (jupyter_client's KernelManager, cwd = the repository), where every
+widget model opens a comm (one `comm_open` message with its whole state).
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
-import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ipywidgets
@@ -29,7 +22,7 @@ import ipywidgets
 from wiro_jupyter._models import Model, Option, Parameter
 from wiro_jupyter.widgets import RunForm
 
-REPO = Path(__file__).resolve().parents[1]
+from _harness import REPO, Row, Server, Target, median
 
 TYPES = (
     "text",
@@ -109,7 +102,7 @@ def widget_models(build: Callable[[], Any]) -> int:
 
 # Runs inside the kernel: prints one JSON line with the timings (ms) and the model counts.
 KERNEL_CELL = """
-import gc, json, sys, time
+import json, sys
 sys.path.insert(0, "benchmarks")
 import ipywidgets
 import bench_form
@@ -117,12 +110,7 @@ from wiro_jupyter.widgets import RunForm
 model = bench_form.synthetic_model({params})
 form = lambda: RunForm(model)
 base = lambda: [ipywidgets.Text() for _ in range({params})]
-bench_form.measure(form, 3)
-bench_form.measure(base, 3)
-form_ms, base_ms = [], []
-for _ in range({rounds}):  # interleaved: both see the same kernel load
-    form_ms += bench_form.measure(form, 1)
-    base_ms += bench_form.measure(base, 1)
+form_ms, base_ms = bench_form.interleaved(form, base, {rounds})
 print("BENCH " + json.dumps({{"form": form_ms, "base": base_ms, "form_models": bench_form.widget_models(form),
                              "base_models": bench_form.widget_models(base)}}))
 """
@@ -142,6 +130,8 @@ def in_kernel(rounds: int, params: int, timeout: float = 300) -> dict[str, Any]:
         out, error = "", ""
         deadline = time.monotonic() + timeout
         while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the kernel had not finished the builds after {timeout:g} s")
             msg = kc.get_iopub_msg(timeout=max(1.0, deadline - time.monotonic()))
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
@@ -161,57 +151,27 @@ def in_kernel(rounds: int, params: int, timeout: float = 300) -> dict[str, Any]:
         km.shutdown_kernel(now=True)
 
 
-def report(title: str, form_ms: list[float], base_ms: list[float], params: int) -> None:
-    print(title)
-    print(
-        f"  form:      mean {statistics.mean(form_ms):7.2f} ms   median {statistics.median(form_ms):7.2f} ms   "
-        f"max {max(form_ms):7.2f} ms"
-    )
-    print(
-        f"  baseline:  mean {statistics.mean(base_ms):7.2f} ms   median {statistics.median(base_ms):7.2f} ms   "
-        f"max {max(base_ms):7.2f} ms   ({params} plain ipywidgets.Text)"
-    )
-    print(f"  ratio form/baseline (median): {statistics.median(form_ms) / statistics.median(base_ms):.2f}x")
+def interleaved(form: Callable[[], Any], base: Callable[[], Any], rounds: int) -> tuple[list[float], list[float]]:
+    measure(form, 3)  # warm-up: imports, traitlets' class setup, the ES modules read from disk
+    measure(base, 3)
+    form_ms: list[float] = []
+    base_ms: list[float] = []
+    for _ in range(rounds):
+        form_ms += measure(form, 1)
+        base_ms += measure(base, 1)
+    return form_ms, base_ms
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=50)
-    parser.add_argument("--params", type=int, default=60)
-    parser.add_argument("--kernel", action="store_true", help="also time the builds inside a real kernel")
-    args = parser.parse_args(argv)
-
-    model = synthetic_model(args.params)
-    # Warm up: imports, traitlets' class setup, the ES modules read from disk.
-    measure(lambda: RunForm(model), 3)
-    measure(lambda: [ipywidgets.Text() for _ in range(args.params)], 3)
-
-    form_ms = measure(lambda: RunForm(model), args.rounds)
-    base_ms = measure(lambda: [ipywidgets.Text() for _ in range(args.params)], args.rounds)
-    sample = RunForm(model)
+def run(server: Server, quick: bool) -> list[Row]:
+    params, rounds = 60, 5 if quick else 50
+    model = synthetic_model(params)
+    form_ms, base_ms = interleaved(lambda: RunForm(model), lambda: [ipywidgets.Text() for _ in range(params)], rounds)
     models = widget_models(lambda: RunForm(model))
-    fields = len(sample.fields)
-    ipywidgets.Widget.close_all()
-
-    report(
-        f"RunForm, {args.params} parameters, {args.rounds} rounds, no kernel "
-        f"({models} widget models per form, {models / args.params:.2f} per parameter)",
-        form_ms,
-        base_ms,
-        args.params,
-    )
-    if args.kernel:
-        result = in_kernel(args.rounds, args.params)
-        report(
-            f"In a kernel ({result['form_models']} widget models per form, "
-            f"{result['form_models'] / args.params:.2f} per parameter; baseline {result['base_models']})",
-            result["form"],
-            result["base"],
-            args.params,
-        )
-    print(f"  fields: {fields}; budget: well under 100 ms per form")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    rows = [Row(f"7 form, {params} parameters: build", median(form_ms), median(base_ms), "ms", f"{params} Text",
+                Target(ratio=1.5, limit=100), f"median of {rounds} rounds; {models} widget models per form")]
+    if not quick:
+        result = in_kernel(rounds, params)
+        rows.append(Row("7 form, in a kernel: build", median(result["form"]), median(result["base"]), "ms",
+                        f"{params} Text", Target(ratio=1.5, limit=100),
+                        f"{result['form_models']} widget models (comms) per form, {result['base_models']} for the baseline"))
+    return rows

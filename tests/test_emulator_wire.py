@@ -628,9 +628,11 @@ def test_fault_refuse_socket_and_stats(emu: Emulator, http: httpx.Client) -> Non
     with socket(emu):
         pass
     assert (emu.stats.socket_connections, emu.stats.sockets_refused) == (opened + 1, refused + 1)
-    before = emu.stats.count("Tool/Detail")
+    before = emu.stats.count("Tool/Detail"), emu.stats.count("Run"), emu.stats.count("Run/wiro/slow")
     post(http, "/Tool/Detail", {"slugowner": "wiro", "slugproject": "slow"})
-    assert emu.stats.count("Tool/Detail") == before + 1 and emu.stats.count("Run") >= 1
+    post(http, "/Run/wiro/slow", {"prompt": "counted", "seconds": "0"})
+    after = emu.stats.count("Tool/Detail"), emu.stats.count("Run"), emu.stats.count("Run/wiro/slow")
+    assert after == (before[0] + 1, before[1] + 1, before[2] + 1)  # this test's own requests, each once
 
 
 def test_fault_respond_sends_exactly_the_canned_answer(emu: Emulator, http: httpx.Client) -> None:
@@ -889,3 +891,40 @@ def test_cli_prints_urls_and_serves() -> None:
         finally:
             process.terminate()
             assert process.wait(timeout=15) == 0  # SIGTERM stops it cleanly
+
+
+# --- read-only inspection (benchmarks in another process) ---------------------------------------------
+
+
+def test_inspection_routes_show_voice_frames_and_stats_read_only(emu: Emulator, http: httpx.Client) -> None:
+    import time
+
+    token = run(http, "wiro/realtime-echo", {"voice": "marin"})["socketaccesstoken"]
+    inspect = httpx.Client(base_url=emu.base_url + "/_emulator", trust_env=False, timeout=10)  # no key needed
+    pcm = bytes(4800)  # 100 ms of silence
+    with inspect, socket(emu) as ws:
+        listen(emu, ws, token)
+        frames_until(ws, last=("task_stream_ready",))
+        sent = []
+        for _ in range(2):
+            sent.append(time.monotonic())
+            ws.send(token.encode() + b"|" + pcm)
+            frames_until(ws, last=("task_cost",))
+        voice = inspect.get(f"/voice/{token}").json()
+        assert voice["frames_in"] == [4800, 4800] and voice["bytes_in"] == 9600 and voice["frames_out"] == [4800, 4800]
+        assert voice["status"] == "task_start" and voice["realtime"] is True and voice["turns"] == 2
+        # The server's monotonic clock is this process's: each frame arrived after it was sent, in order.
+        assert sent[0] <= voice["times_in"][0] <= sent[1] <= voice["times_in"][1] <= voice["monotonic"] <= time.monotonic()
+        assert "pcm_in" not in voice and "pcm_out" not in voice  # sizes and times, never the audio
+
+        before = emu.stats.count()
+        emu.faults.http_error("", 503)  # every route of both services; not the inspection routes
+        stats = inspect.get("/stats").json()
+        assert stats["socket_connections"] >= 1 and stats["requests"]["Run/wiro/realtime-echo"] >= 1
+        assert inspect.get("/voice/no-such-token").status_code == 404
+        assert inspect.get("/tasks").status_code == 404
+        assert inspect.post("/stats").status_code == 405
+        assert emu.stats.count() == before  # inspection is not counted
+        assert http.post("/Tool/List", json={}).status_code == 503  # the knob was still armed for the real API
+        ws.send(json.dumps({"type": "task_session_end", "tasktoken": token}))
+        frames_until(ws)

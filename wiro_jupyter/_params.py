@@ -15,8 +15,9 @@ import io
 import mimetypes
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._exceptions import FieldProblem, ValidationError
 from ._fields import to_bool, to_number
@@ -31,17 +32,89 @@ def is_url(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://"))
 
 
+HASH_CHUNK = 1 << 20  # bytes of a file on disk hashed at a time
+SNIFF_BYTES = 4096  # what `sniff` looks at
+
+
+class DiskFile:
+    """A file on disk as an httpx multipart part reads it: opened at its first read, closed at its end.
+
+    httpx seeks a part back to the start before it sends it, so every attempt of a request the
+    HTTP core retries sends the whole file again; the part's length (the Content-Length) comes
+    from `seek(0, SEEK_END)`, which only looks at the file's size. One chunk is in memory at a time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._position = 0
+        self._file: BinaryIO | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self._file is None:
+            self._file = self.path.open("rb")
+            self._file.seek(self._position)
+        chunk = self._file.read(size)
+        self._position += len(chunk)
+        if not chunk or size < 0:
+            self.close()
+        return chunk
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self.close()
+        if whence == os.SEEK_END:
+            offset += self.path.stat().st_size
+        elif whence == os.SEEK_CUR:
+            offset += self._position
+        self._position = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __del__(self) -> None:  # a request abandoned mid-body leaves its file open until here
+        self.close()
+
+
 @dataclass
 class FileInput:
-    """A file to upload: its bytes are read once, hashed for the journal, never logged."""
+    """A file to upload, never logged. A file given by path stays on disk: it is hashed in chunks for the
+    journal and read as it is sent (`body()`); bytes, an open file's content or a PIL image are held."""
 
     name: str
-    content: bytes = field(repr=False)
     content_type: str
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False)
 
     @property
+    def content(self) -> bytes:
+        """All of the file's bytes (read from disk on every call when it was given by path)."""
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path.read_bytes()
+
+    @cached_property
     def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
+        if self.data is not None:
+            return hashlib.sha256(self.data).hexdigest()
+        assert self.path is not None
+        digest = hashlib.sha256()
+        with self.path.open("rb") as source:
+            while chunk := source.read(HASH_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def body(self) -> bytes | DiskFile:
+        """What its multipart part sends: the bytes held, or the file read from disk as it is sent."""
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return DiskFile(self.path)
 
 
 def read_file_input(value: Any, param_id: str, *, what: str | None = None) -> FileInput:
@@ -58,16 +131,17 @@ def read_file_input(value: Any, param_id: str, *, what: str | None = None) -> Fi
                 f"File not found: {what} names {str(path)!r}, which does not exist.",
                 hint="Give an existing file path, bytes, an open file, a PIL image, or an http(s) URL. Nothing was sent.",
             )
-        data = path.read_bytes()
-        return FileInput(path.name, data, mimetypes.guess_type(path.name)[0] or sniff(data)[1])
+        with path.open("rb") as source:  # a file that cannot be read fails here, before anything is sent
+            head = source.read(SNIFF_BYTES)
+        return FileInput(path.name, mimetypes.guess_type(path.name)[0] or sniff(head)[1], path=path)
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
         extension, ctype = sniff(data)
-        return FileInput(f"{param_id}{extension}", data, ctype)
+        return FileInput(f"{param_id}{extension}", ctype, data=data)
     if hasattr(value, "save") and hasattr(value, "mode") and hasattr(value, "size"):  # a PIL image
         buffer = io.BytesIO()
         value.save(buffer, format="PNG")
-        return FileInput(f"{param_id}.png", buffer.getvalue(), "image/png")
+        return FileInput(f"{param_id}.png", "image/png", data=buffer.getvalue())
     if hasattr(value, "read"):
         data = value.read()
         if isinstance(data, str):
@@ -75,7 +149,7 @@ def read_file_input(value: Any, param_id: str, *, what: str | None = None) -> Fi
         data = bytes(data)
         extension, sniffed = sniff(data)
         name = Path(str(getattr(value, "name", "") or "")).name or f"{param_id}{extension}"
-        return FileInput(name, data, mimetypes.guess_type(name)[0] or sniffed)
+        return FileInput(name, mimetypes.guess_type(name)[0] or sniffed, data=data)
     raise ValidationError(
         f"Cannot send a {type(value).__name__} as a file ({what}).",
         hint="Give a file path, bytes, an open file, a PIL image, or an http(s) URL.",
@@ -88,7 +162,7 @@ class PreparedRun:
 
     json: dict[str, Any] | None
     data: list[tuple[str, str]] | None
-    files: list[tuple[str, tuple[str, bytes, str]]] | None
+    files: list[tuple[str, tuple[str, bytes | DiskFile, str]]] | None
     summary: dict[str, Any]
 
 
@@ -229,7 +303,7 @@ def prepare_run(model: Model, params: dict[str, Any], *, callback_url: str | Non
     for name, value in fields:
         for item in value if isinstance(value, list) else [value]:
             data.append((name, _form_value(item)))
-    files = [(name, (f.name, f.content, f.content_type)) for name, f in uploads]
+    files = [(name, (f.name, f.body(), f.content_type)) for name, f in uploads]
     return PreparedRun(json=None, data=data, files=files, summary=summary)
 
 

@@ -6,7 +6,7 @@ What it owns, so that no client carries a copy:
 - the pool: one `httpx.AsyncClient` per event loop (an httpx pool belongs to the loop it was
   first used on), an injectable `transport=` (tests, proxies) that reaches downloads too, and a
   semaphore that requests wait on *before* httpcore's own pool (measured: httpcore's queue made
-  50 concurrent tasks 3x slower; `benchmarks/bench_tasks.py`);
+  50 concurrent tasks 3x slower; `benchmarks/bench_concurrent.py`);
 - timeouts;
 - the retry policy. A request that may start paid work (a Wiro `Run`, a Dify `chat-messages`
   turn) is sent *once*: it is retried only when nothing can have reached the server (the

@@ -23,10 +23,6 @@ T = TypeVar("T")
 
 __all__ = ["AgentThought", "ChatEvent", "ChatFile", "ChatMessage", "Page"]
 
-#: The values `ChatEvent.kind` takes.
-EVENT_KINDS = ("text", "replace", "thinking", "agent_thought", "file", "end", "tts", "progress", "error")
-
-
 @dataclass
 class ChatFile:
     """A file attached to a turn: one the assistant (or a tool) produced, or one the user sent."""

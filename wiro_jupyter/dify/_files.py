@@ -84,10 +84,17 @@ def _remote_file(url: str) -> dict[str, Any]:
 
 
 async def _read_source(source: Any, filename: str | None, mime: str | None) -> tuple[bytes, str, str]:
-    """(content, filename, mime type) of a path, bytes or file object to upload (the client's own reader)."""
-    if isinstance(source, (str, os.PathLike)):
-        data = await asyncio.to_thread(read_file_input, source, "upload", what="the upload")
-    else:
+    """(content, filename, mime type) of a path, bytes or file object to upload (the client's own reader).
+
+    A path is read in a thread, off the chat's loop: the whole file, since the upload sends bytes."""
+
+    def read() -> tuple[bytes, str, str]:
         data = read_file_input(source, "upload", what="the upload")
-    name = filename or data.name
-    return data.content, name, mime or (mimetypes.guess_type(name)[0] if filename else None) or data.content_type
+        return data.content, data.name, data.content_type
+
+    if isinstance(source, (str, os.PathLike)):
+        content, found, found_type = await asyncio.to_thread(read)
+    else:
+        content, found, found_type = read()
+    name = filename or found
+    return content, name, mime or (mimetypes.guess_type(name)[0] if filename else None) or found_type

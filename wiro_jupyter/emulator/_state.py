@@ -12,6 +12,7 @@ The parts, each in its own module; they reach back into this state only through 
     _faults        `Faults`: the knobs of both services
     _stats         `Stats`: the counters of both services
     _gateway       counts requests and plays HTTP faults in front of both services
+    _inspect       read-only `GET /_emulator/...` routes for a client in another process (benchmarks)
     wiro/          the Wiro API: REST, the task socket, files, tasks, the synthetic models
     dify/          the Dify-compatible chat API: apps, conversations, event streams
 
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp
 
 from ._faults import Faults
 from ._gateway import Gateway
+from ._inspect import Inspection
 from ._keys import Keys
 from ._stats import Stats
 from .dify._routes import create_app as create_dify_app
@@ -120,4 +122,4 @@ class EmulatorState:
 
         routes = [*_api.routes(self), Mount("/dify/v1", app=create_dify_app(self.dify))]
         app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
-        return Gateway(app, self.faults, self.stats)
+        return Inspection(Gateway(app, self.faults, self.stats), self)
