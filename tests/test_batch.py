@@ -85,7 +85,7 @@ def test_an_invalid_item_fails_alone_and_is_never_sent(wiro: Wiro, emu: Any) -> 
     result = wiro.batch(SLOW, inputs, concurrency=4, seconds=1, progress=False)
     assert emu.stats.count("Run") - before == 2  # counted at the emulator: only the two valid items
     assert [i.status for i in result.items] == ["ok", "failed", "failed", "failed", "ok"]
-    assert "'seconds' must be between 1 and 600" in (result[1].error or "")
+    assert "'seconds' must be between 0.1 and 600" in (result[1].error or "")
     assert "'sekonds'" in (result[2].error or "") and "Did you mean 'seconds'" in (result[2].error or "")
     assert "string or a dict" in (result[3].error or "")
     assert all(result[i].task is None for i in (1, 2, 3))

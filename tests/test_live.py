@@ -175,6 +175,16 @@ def test_many_tasks_share_one_socket_and_a_bounded_pool(emu: Any) -> None:
     assert 1 <= connections <= 4  # 40 concurrent tasks, never more HTTP connections than the bound
 
 
+def test_tasks_one_after_another_keep_the_socket(emu: Any) -> None:
+    """The socket stays open between back-to-back tasks (no close, reopen and spurious drop per task)."""
+    before = emu.stats.socket_connections
+    with make_client(emu) as client:
+        tasks = [client.run("wiro/text-to-image", prompt=f"in turn {i}", width=256, height=256) for i in range(5)]
+    assert all(t.ok for t in tasks)
+    assert emu.stats.socket_connections - before == 1
+    assert not [e for t in tasks for e in t.event_log if e.kind == "socket_lost"]
+
+
 # -- the journal ------------------------------------------------------------------------------
 def test_journal_records_before_returning(wiro: Wiro) -> None:
     task = wiro.run("wiro/text-to-image", prompt="journal me", wait=False)

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,9 +115,18 @@ class JournalList(list[JournalEntry]):
 
 
 class Journal:
+    """The journal's table, written from the package's loop and read from any thread.
+
+    Each thread keeps one connection per database file: opening one per write cost about 1 ms on
+    the event loop, several times per task (measured by `benchmarks/bench_finish.py`). WAL with
+    `synchronous=NORMAL` keeps every committed row through a crash or a `kill -9` of this process
+    (only a power cut may lose the last ones), which is what resuming a batch relies on.
+    """
+
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._path = Path(path) if path else None
         self._ready: Path | None = None
+        self._local = threading.local()
 
     @property
     def path(self) -> Path:
@@ -126,22 +136,27 @@ class Journal:
     def _connect(self) -> sqlite3.Connection:
         if self._ready != self.path:
             _private_file(self.path)
-            with contextlib.closing(sqlite3.connect(self.path, timeout=10)) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
-                _migrate(db)
-                db.executescript(INDEXES)
-                db.commit()
+            with contextlib.closing(sqlite3.connect(self.path, timeout=10)) as setup:
+                setup.execute("PRAGMA journal_mode=WAL")
+                setup.executescript(SCHEMA)
+                _migrate(setup)
+                setup.executescript(INDEXES)
+                setup.commit()
             self._ready = self.path
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
+        connections: dict[Path, sqlite3.Connection] = self._local.__dict__.setdefault("connections", {})
+        db = connections.get(self.path)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=NORMAL")
+            connections[self.path] = db
         return db
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        with contextlib.closing(self._connect()) as db:
+        db = self._connect()
+        with db:  # one transaction, committed here
             cursor = db.execute(sql, args)
-            db.commit()
-            return int(cursor.lastrowid or 0)
+        return int(cursor.lastrowid or 0)
 
     def begin(
         self,
@@ -186,37 +201,37 @@ class Journal:
         self._write("UPDATE tasks SET saved=?, updated=? WHERE token=?", (json.dumps(merged), time.time(), token))
 
     def find(self, id_or_token: str) -> JournalEntry | None:
-        with contextlib.closing(self._connect()) as db:
-            row = db.execute(
-                "SELECT * FROM tasks WHERE task_id=? OR token=? ORDER BY rowid DESC LIMIT 1", (id_or_token, id_or_token)
-            ).fetchone()
+        db = self._connect()
+        row = db.execute(
+            "SELECT * FROM tasks WHERE task_id=? OR token=? ORDER BY rowid DESC LIMIT 1", (id_or_token, id_or_token)
+        ).fetchone()
         return _entry(row) if row else None
 
     def batch_rows(self, batch: str, api_url: str) -> list[JournalEntry]:
         """Every row of a batch run against `api_url` (all attempts of all items), oldest first."""
-        with contextlib.closing(self._connect()) as db:
-            rows = db.execute(
-                "SELECT * FROM tasks WHERE batch=? AND api_url=? ORDER BY rowid", (batch, api_url.rstrip("/"))
-            ).fetchall()
+        db = self._connect()
+        rows = db.execute(
+            "SELECT * FROM tasks WHERE batch=? AND api_url=? ORDER BY rowid", (batch, api_url.rstrip("/"))
+        ).fetchall()
         return [_entry(r) for r in rows]
 
     def reusable(self, fingerprint: str, api_url: str) -> JournalEntry | None:
         """The newest task of an identical request that finished without an error, run against `api_url`."""
-        with contextlib.closing(self._connect()) as db:
-            row = db.execute(
-                "SELECT * FROM tasks WHERE fingerprint=? AND api_url=? AND status='task_postprocess_end' "
-                "AND error IS NULL AND token IS NOT NULL ORDER BY rowid DESC LIMIT 1",
-                (fingerprint, api_url.rstrip("/")),
-            ).fetchone()
+        db = self._connect()
+        row = db.execute(
+            "SELECT * FROM tasks WHERE fingerprint=? AND api_url=? AND status='task_postprocess_end' "
+            "AND error IS NULL AND token IS NOT NULL ORDER BY rowid DESC LIMIT 1",
+            (fingerprint, api_url.rstrip("/")),
+        ).fetchone()
         return _entry(row) if row else None
 
     def task_ids(self, model: str, api_url: str) -> set[str]:
         """The ids of every task of `model` this journal knows at `api_url` (tasks that are spoken for)."""
-        with contextlib.closing(self._connect()) as db:
-            rows = db.execute(
-                "SELECT task_id FROM tasks WHERE model=? AND api_url=? AND task_id IS NOT NULL AND task_id != ''",
-                (model, api_url.rstrip("/")),
-            ).fetchall()
+        db = self._connect()
+        rows = db.execute(
+            "SELECT task_id FROM tasks WHERE model=? AND api_url=? AND task_id IS NOT NULL AND task_id != ''",
+            (model, api_url.rstrip("/")),
+        ).fetchall()
         return {str(r[0]) for r in rows}
 
     def recent(self, limit: int = 20, *, model: str | None = None, batch: str | None = None) -> JournalList:
@@ -232,8 +247,8 @@ class Journal:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY rowid DESC LIMIT ?"
         args.append(str(limit))
-        with contextlib.closing(self._connect()) as db:
-            rows = db.execute(sql, args).fetchall()
+        db = self._connect()
+        rows = db.execute(sql, args).fetchall()
         return JournalList(_entry(r) for r in rows)
 
 

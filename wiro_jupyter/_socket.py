@@ -34,23 +34,41 @@ class Subscriber(Protocol):
 
 
 class TaskSocket:
-    """Keeps one connection open while anyone is subscribed; reconnects with backoff."""
+    """Keeps one connection open while anyone is subscribed (and `idle_close` seconds after); reconnects with backoff.
+
+    The grace period matters: tasks run one after another (notebook cells, a script's loop) would
+    otherwise close and reopen the socket for every task, and one subscribing while the old
+    connection closed saw a spurious drop and a reconnect backoff (measured by
+    `benchmarks/bench_finish.py`: 3-5% of back-to-back tasks ended ~0.3 s late).
+    """
 
     def __init__(
-        self, url: str, *, open_timeout: float = 10.0, max_backoff: float = 10.0, max_message: int = 16 * 1024**2
+        self,
+        url: str,
+        *,
+        open_timeout: float = 10.0,
+        max_backoff: float = 10.0,
+        max_message: int = 16 * 1024**2,
+        idle_close: float = 5.0,
     ) -> None:
         self.url = url
         self.open_timeout = open_timeout
         self.max_backoff = max_backoff
         self.max_message = max_message
+        self.idle_close = idle_close
         self._subscribers: dict[str, Subscriber] = {}
         self._connection: Any = None
         self._runner: asyncio.Task[None] | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._closing = False  # this side is closing the connection: not a drop
         self.connected = False
         self.connections_opened = 0  # for tests and benchmarks
 
     def subscribe(self, token: str, subscriber: Subscriber) -> None:
         self._subscribers[token] = subscriber
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         if self._connection is not None and self.connected:
             spawn(self._register(token))
         if self._runner is None or self._runner.done():
@@ -58,9 +76,15 @@ class TaskSocket:
 
     def unsubscribe(self, token: str) -> None:
         # The protocol has no unsubscribe; we just stop routing. The connection
-        # closes when the last subscriber leaves.
+        # closes when nobody has listened for `idle_close` seconds.
         self._subscribers.pop(token, None)
+        if not self._subscribers and self._connection is not None and self._idle is None:
+            self._idle = asyncio.get_running_loop().call_later(self.idle_close, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        self._idle = None
         if not self._subscribers and self._connection is not None:
+            self._closing = True
             spawn(self._close())
 
     async def send_json(self, payload: dict[str, Any]) -> None:
@@ -76,6 +100,10 @@ class TaskSocket:
 
     async def aclose(self) -> None:
         self._subscribers.clear()
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._closing = True
         await self._close()
         if self._runner is not None:
             self._runner.cancel()
@@ -125,8 +153,6 @@ class TaskSocket:
                     self._set_connected(True)
                     async for message in connection:
                         self._dispatch(message)
-                        if not self._subscribers:
-                            break
             except asyncio.CancelledError:
                 raise
             except websockets.ConnectionClosed as exc:
@@ -140,9 +166,15 @@ class TaskSocket:
                 log.info("task socket %s: %s", self.url, exc)
             finally:
                 self._connection = None
-                self._set_connected(False, reason)
+                ours, self._closing = self._closing, False
+                if ours:
+                    self.connected = False  # nobody lost anything; a new subscriber resyncs on the reconnect
+                else:
+                    self._set_connected(False, reason)
             if not self._subscribers:
                 break
+            if ours:
+                continue  # someone subscribed while the idle connection closed: connect again at once
             failures += 1
             delay = min(self.max_backoff, 0.2 * 2 ** min(failures, 8)) + random.uniform(0, 0.1)
             await asyncio.sleep(delay)

@@ -312,15 +312,23 @@ class Tasks:
             del self._followers[token]
 
     def _journal_listener(self, state: TaskState) -> EventCallback:
-        last = {"status": state.status}
+        """Keep the task's journal row current: when it starts running, and when it ends (with its outputs).
+
+        Only those two moments: every write happens on the event loop, and the stages in between
+        matter to nobody who reads the journal (a resumed task is read again with Task/Detail).
+        """
         journal = self.journal
         assert journal is not None
+        started = False
 
         def record(event: TaskEvent) -> None:
-            if event.kind == "done" or state.status != last["status"]:
-                last["status"] = state.status
+            nonlocal started
+            if event.kind == "done":
                 outputs = [{"name": o.name, "url": o.url, "content_type": o.content_type, "size": o.size} for o in state.outputs]
-                journal.update(state.token, status=state.status, outputs=outputs if state.done else None, error=state.error)
+                journal.update(state.token, status=state.status, outputs=outputs, error=state.error)
+            elif not started and state.status == "task_start":
+                started = True
+                journal.update(state.token, status=state.status)
 
         return record
 

@@ -6,6 +6,7 @@ References like "Wiro §8" are sections of docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -205,9 +206,9 @@ async def run_always_fails(ctx: RunContext) -> None:
 async def run_slow(ctx: RunContext) -> None:
     seconds = float(ctx.value("seconds"))
     started = time.monotonic()
-    total = max(1, int(seconds / 0.2))
+    total = max(1, math.ceil(seconds / 0.2 - 1e-9))  # a progress frame about every 0.2 s, `seconds` in all
     for step in range(1, total + 1):
-        await asyncio.sleep(0.2)  # real time, independent of stage_delay: this model exists to be slow
+        await asyncio.sleep(seconds / total)  # real time, independent of stage_delay: this model exists to be slow
         await ctx.progress(progress_message(step, total, started))
     ctx.add_output("result.txt", "text/plain", f"slept {seconds:g} seconds\n".encode())
 

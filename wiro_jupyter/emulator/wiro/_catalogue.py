@@ -146,7 +146,7 @@ def _catalogue() -> list[ModelSpec]:
             ("tool",),
             [group("Inputs", [
                 param("prompt", "textarea", "Prompt"),
-                param("seconds", "range", "Seconds", default=30, minvalue="1", maxvalue="600"),
+                param("seconds", "range", "Seconds", default=30, minvalue="0.1", maxvalue="600", step="0.1"),
             ])],
             _behaviours.run_slow, 0.0005, "cps", "30 seconds",
         ),
