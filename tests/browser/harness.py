@@ -524,6 +524,10 @@ class JupyterLab:
                 raise TimeoutError(f"{command} still running after {timeout:.0f} s")
             page.wait_for_timeout(100)
 
+    def start_run_all(self, page: Page, name: str | None = None) -> None:
+        """Start running all cells and return at once (for a test that acts while a cell still runs)."""
+        page.evaluate(_JS_START_COMMAND, [uuid.uuid4().hex, self._notebook_name(page, name), "notebook:run-all-cells", None])
+
     def run_all(self, page: Page, name: str | None = None, timeout: float = 120.0, check: bool = True) -> bool:
         """Run all cells; return when all have executed and the kernel is idle.
 

@@ -31,18 +31,11 @@ display(images)  # the live view itself (not replaced at the end): its thumbnail
 await images.wait_async(60)
 print("THUMBS-END", images.progress().ok)"""
 
-START_RUN_ALL = """(path) => {
-  const app = window.jupyterapp;
-  for (const w of app.shell.widgets('main')) if (w.context && w.context.path === path) app.shell.activateById(w.id);
-  app.commands.execute('notebook:run-all-cells');  // not awaited: the cell is meant to be still running
-}"""
-
-
 def test_stop_button_stops_a_running_batch(lab: JupyterLab, browser_page: Any) -> None:
     page = browser_page
     start = time.monotonic()
     name = lab.open_notebook(page, [SETUP, AWAITING_CELL, CHECK_CELL], name="batch-stop.ipynb")
-    page.evaluate(START_RUN_ALL, name)
+    lab.start_run_all(page, name)
     widget = lab.wait_for(page, ".wiro-batch[data-state='running']", timeout=60)
     lab.wait_for(page, ".wiro-batch .wiro-batch-counts:has-text('2 running'):has-text('4 waiting')", timeout=30)
     assert "wiro/slow · batch wiro/slow#" in widget.locator(".wiro-batch-title").inner_text()

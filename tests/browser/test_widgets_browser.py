@@ -129,18 +129,11 @@ CHECK_CELL = """\
 import time
 print("CELL2", t.status, emu.tasks[t.id].status, v.status_bar.stop_result, repr(time.time()))"""
 
-START_RUN_ALL = """(path) => {
-  const app = window.jupyterapp;
-  for (const w of app.shell.widgets('main')) if (w.context && w.context.path === path) app.shell.activateById(w.id);
-  app.commands.execute('notebook:run-all-cells');  // not awaited: the cell is meant to be still running
-}"""
-
-
 def test_cancel_stops_a_slow_task_while_its_cell_awaits(lab: JupyterLab, browser_page: Any) -> None:
     page = browser_page
     start = time.monotonic()
     name = lab.open_notebook(page, [SETUP, AWAITING_CELL, CHECK_CELL], name="widgets-cancel.ipynb")
-    page.evaluate(START_RUN_ALL, name)
+    lab.start_run_all(page, name)
     lab.wait_for(page, ".wiro-status[data-state='running']", timeout=30)
     lab.wait_for(page, ".wiro-status .wiro-percent", timeout=10)
     prompt = lab.cell(page, 1).locator(".jp-InputPrompt").inner_text()
