@@ -75,9 +75,10 @@ function render({ model, el }) {
     stop.textContent = busy ? "Stopping…" : "Stop";
     const list = model.get("thumbnails") || [];
     for (const t of list.slice(shown)) {
-      if (typeof t.src !== "string" || !t.src.startsWith("data:image/")) continue; // only what the kernel made
+      const src = embedded(t.src); // only a data: URL of a raster image the kernel made
+      if (!src.startsWith("data:image/")) continue;
       const img = node("img", "wiro-batch-thumb");
-      img.src = t.src;
+      img.src = src;
       img.alt = img.title = `#${t.index} ${t.name}`;
       thumbs.append(img);
     }
