@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._delegate import Delegated
 from ._events import STAGES, TERMINAL, TaskEvent
 from ._exceptions import TaskCancelledError, TaskFailedError, WiroError, WiroTimeoutError
 from ._fields import maybe_json, to_number, to_text
@@ -197,33 +198,29 @@ class _TaskBase:
     _state: TaskState
     _service: TaskService
 
-    @property
-    def id(self) -> str:
-        return self._state.id
-
-    @property
-    def token(self) -> str:
-        return self._state.token
-
-    @property
-    def model(self) -> str:
-        return self._state.model
+    # What the task's state knows, read through (`Delegated`: `task.id` is `task._state.id`).
+    id: Delegated[str] = Delegated("_state")
+    token: Delegated[str] = Delegated("_state")
+    model: Delegated[str] = Delegated("_state")
+    status: Delegated[str] = Delegated("_state")
+    done: Delegated[bool] = Delegated("_state")
+    ok: Delegated[bool] = Delegated("_state")
+    text: Delegated[str] = Delegated(
+        "_state", "answer", doc="An LLM's answer (from the raw output / debugoutput), '' for file-producing models."
+    )
+    thinking: Delegated[str] = Delegated("_state")
+    error: Delegated[str | None] = Delegated("_state")
+    debug_error: Delegated[str] = Delegated("_state")
+    progress: Delegated[dict[str, Any] | None] = Delegated("_state")
+    cost: Delegated[float | None] = Delegated("_state")
+    created: Delegated[float] = Delegated("_state", doc="When this process submitted (or first saw) the task, epoch seconds.")
+    finished: Delegated[float | None] = Delegated(
+        "_state", doc="When this process saw the task end, epoch seconds; None while it runs."
+    )
 
     @property
     def parameters(self) -> dict[str, Any]:
         return dict(self._state.parameters)
-
-    @property
-    def status(self) -> str:
-        return self._state.status
-
-    @property
-    def done(self) -> bool:
-        return self._state.done
-
-    @property
-    def ok(self) -> bool:
-        return self._state.ok
 
     @property
     def outputs(self) -> list[Output]:
@@ -234,46 +231,11 @@ class _TaskBase:
         return [o for o in self._state.outputs if o.kind != "raw"]
 
     @property
-    def text(self) -> str:
-        """An LLM's answer (from the raw output / debugoutput), '' for file-producing models."""
-        return self._state.answer
-
-    @property
-    def thinking(self) -> str:
-        return self._state.thinking
-
-    @property
-    def error(self) -> str | None:
-        return self._state.error
-
-    @property
-    def debug_error(self) -> str:
-        return self._state.debug_error
-
-    @property
-    def progress(self) -> dict[str, Any] | None:
-        return self._state.progress
-
-    @property
-    def cost(self) -> float | None:
-        return self._state.cost
-
-    @property
     def elapsed(self) -> float | None:
         if self._state.elapsed is not None:
             return self._state.elapsed
         end = self._state.finished or time.time()
         return end - self._state.created
-
-    @property
-    def created(self) -> float:
-        """When this process submitted (or first saw) the task, epoch seconds."""
-        return self._state.created
-
-    @property
-    def finished(self) -> float | None:
-        """When this process saw the task end, epoch seconds; None while it runs."""
-        return self._state.finished
 
     @property
     def event_log(self) -> list[TaskEvent]:

@@ -40,6 +40,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import _loop
+from .._delegate import Delegated
 from .._exceptions import ValidationError, WiroError
 from .._models import split_slug
 from ._messages import ChatEvent, ChatListeners, ChatMessage
@@ -381,9 +382,7 @@ class Chat:
 
     # -- state, shared with the async core
 
-    @property
-    def model(self) -> str:
-        return self.aio.model
+    model: Delegated[str] = Delegated("aio")
 
     @property
     def session_id(self) -> str:
@@ -410,10 +409,7 @@ class Chat:
         _check_params(dict(value or {}))
         self.aio.params = dict(value or {})
 
-    @property
-    def turns(self) -> list[ChatMessage]:
-        """The finished turns of the current conversation (each ChatMessage holds its query too)."""
-        return self.aio.turns
+    turns: Delegated[list[ChatMessage]] = Delegated("aio")
 
     # -- what a kept session needs (chat._sessions.ChatBackend)
     backend = "wiro"
@@ -434,9 +430,7 @@ class Chat:
 
         return "the Wiro API key or URL changed" if self.client.settings != Settings.resolve() else ""
 
-    @property
-    def last(self) -> ChatMessage | None:
-        return self.aio.last
+    last: Delegated[ChatMessage | None] = Delegated("aio")
 
     @property
     def last_task(self) -> Task | None:
@@ -445,9 +439,7 @@ class Chat:
 
         return Task(self.aio.last_task) if self.aio.last_task is not None else None
 
-    @property
-    def busy(self) -> bool:
-        return self.aio.busy
+    busy: Delegated[bool] = Delegated("aio")
 
     def __repr__(self) -> str:
         return repr(self.aio).replace("AsyncChat(", "Chat(", 1)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .. import _loop
+from .._delegate import Delegated
 from ..chat._messages import ChatEvent, ChatMessage, Page
 from ._client import AsyncWbotChat
 from ._errors import DEFAULT_WBOT_URL
@@ -52,13 +53,7 @@ class WbotChat:
 
     # -- state, shared with the async core
 
-    @property
-    def api_key(self) -> str | None:
-        return self.aio.api_key
-
-    @api_key.setter
-    def api_key(self, value: str | None) -> None:
-        self.aio.api_key = value
+    api_key: Delegated[str | None] = Delegated("aio", settable=True)
 
     @property
     def base_url(self) -> str:
@@ -68,17 +63,8 @@ class WbotChat:
     def base_url(self, value: str) -> None:
         self.aio.base_url = value.rstrip("/")
 
-    @property
-    def api_root(self) -> str:
-        return self.aio.api_root
-
-    @property
-    def user(self) -> str:
-        return self.aio.user
-
-    @user.setter
-    def user(self, value: str) -> None:
-        self.aio.user = value
+    api_root: Delegated[str] = Delegated("aio")
+    user: Delegated[str] = Delegated("aio", settable=True)
 
     @property
     def conversation_id(self) -> str | None:
@@ -96,14 +82,10 @@ class WbotChat:
     def inputs(self, value: dict[str, Any]) -> None:
         self.aio.inputs = dict(value or {})
 
-    @property
-    def last(self) -> ChatMessage | None:
-        return self.aio.last
-
-    @property
-    def turns(self) -> list[ChatMessage]:
-        """The finished turns of the current conversation sent from here (`history()` pages the server's)."""
-        return self.aio.turns
+    last: Delegated[ChatMessage | None] = Delegated("aio")
+    turns: Delegated[list[ChatMessage]] = Delegated(
+        "aio", doc="The finished turns of the current conversation sent from here (`history()` pages the server's)."
+    )
 
     # -- what a kept session needs (chat._sessions.ChatBackend)
     backend = "wbot"

@@ -44,12 +44,26 @@ class Emulator:
         from ._state import EmulatorState
 
         self.host = host
-        self._keys = Keys.generate(api_key=api_key, signature_key=signature_key, signature_secret=signature_secret,
-                                   dify_chat_key=dify_chat_key, dify_agent_key=dify_agent_key,
-                                   dify_chatflow_key=dify_chatflow_key)
+        keys = Keys.generate(api_key=api_key, signature_key=signature_key, signature_secret=signature_secret,
+                             dify_chat_key=dify_chat_key, dify_agent_key=dify_agent_key,
+                             dify_chatflow_key=dify_chatflow_key)
+        # The keys (random unless given): the key-only Wiro project, the one that requires signatures
+        # (with its secret), and the Dify apps in the modes "chat" (an echo that remembers the conversation),
+        # "agent-chat" (a tool that draws a picture) and "advanced-chat" (a chatflow with workflow events).
+        self.api_key: str = keys.api_key
+        self.signature_key: str = keys.signature_key
+        self.signature_secret: str = keys.signature_secret
+        self.dify_chat_key: str = keys.dify_chat_key
+        self.dify_agent_key: str = keys.dify_agent_key
+        self.dify_chatflow_key: str = keys.dify_chatflow_key
+        #: The server-side state (for white-box tests), and the parts tests use most:
+        self.state: EmulatorState = EmulatorState(keys=keys, stage_delay=max(0.0, float(stage_delay)),
+                                                  output_ttl=output_ttl)
+        self.faults: Faults = self.state.faults  # the knobs of both services (see `Faults` for the path rule)
+        self.stats: Stats = self.state.stats  # request, socket and task counters of both services
+        self.tasks: dict[str, TaskRecord] = self.state.tasks  # records by task id: `emu.tasks[id].status`
+        self.dify: DifyWorld = self.state.dify  # the Dify half: apps, conversations, stop flags, `messages_order`
         self._requested_port = port
-        self._state: EmulatorState = EmulatorState(keys=self._keys, stage_delay=max(0.0, float(stage_delay)),
-                                                   output_ttl=output_ttl)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -79,71 +93,15 @@ class Emulator:
     def dify_url(self) -> str:
         return f"{self.base_url}/dify/v1"
 
-    # ---- keys
-
-    @property
-    def api_key(self) -> str:
-        """The key of the key-only Wiro project (`x-api-key`)."""
-        return self._keys.api_key
-
-    @property
-    def signature_key(self) -> str:
-        """The key of the Wiro project that requires signatures (with `signature_secret`)."""
-        return self._keys.signature_key
-
-    @property
-    def signature_secret(self) -> str:
-        return self._keys.signature_secret
-
-    @property
-    def dify_chat_key(self) -> str:
-        """The Dify app in mode "chat" (an echo that remembers the conversation)."""
-        return self._keys.dify_chat_key
-
-    @property
-    def dify_agent_key(self) -> str:
-        """The Dify app in mode "agent-chat" (a tool that draws a picture)."""
-        return self._keys.dify_agent_key
-
-    @property
-    def dify_chatflow_key(self) -> str:
-        """The Dify app in mode "advanced-chat" (a chatflow with workflow events)."""
-        return self._keys.dify_chatflow_key
-
     # ---- knobs and inspection
 
     @property
-    def faults(self) -> Faults:
-        """The fault knobs of both services (see `Faults` for the path rule)."""
-        return self._state.faults
-
-    @property
-    def stats(self) -> Stats:
-        """Request, socket and task counters of both services."""
-        return self._state.stats
-
-    @property
-    def tasks(self) -> dict[str, TaskRecord]:
-        """Task records by task id (read-only use); `emu.tasks[id].status` or `emu.tasks[id]["status"]`."""
-        return self._state.tasks
-
-    @property
-    def state(self) -> EmulatorState:
-        """The server-side state (for white-box tests)."""
-        return self._state
-
-    @property
-    def dify(self) -> DifyWorld:
-        """The Dify half's state: its apps, conversations, stop flags, `messages_order`."""
-        return self._state.dify
-
-    @property
     def stage_delay(self) -> float:
-        return self._state.stage_delay
+        return self.state.stage_delay
 
     @stage_delay.setter
     def stage_delay(self, seconds: float) -> None:
-        self._state.stage_delay = max(0.0, float(seconds))
+        self.state.stage_delay = max(0.0, float(seconds))
 
     @property
     def running(self) -> bool:
@@ -151,24 +109,24 @@ class Emulator:
 
     def revoke(self, key: str) -> None:
         """From now on `key` gets HTTP 401 "Project authorization is not founded."."""
-        self._state.revoke(key)
+        self.state.revoke(key)
 
     def pause_queue(self) -> None:
         """New tasks stay in `task_queue` until `resume_queue()` (to test Task/Cancel)."""
-        self._state.pause_queue()
+        self.state.pause_queue()
 
     def resume_queue(self) -> None:
-        self._state.resume_queue()
+        self.state.resume_queue()
 
     def wait_task(self, task: str, timeout: float = 10.0, statuses: tuple[str, ...] | None = None) -> TaskRecord:
         """Block until the task (id or socket token) is terminal, or reaches one of `statuses`."""
         if statuses is None:
-            return self._state.wait_task(task, timeout)
-        return self._state.wait_task(task, timeout, statuses)
+            return self.state.wait_task(task, timeout)
+        return self.state.wait_task(task, timeout, statuses)
 
     def wait_registered(self, token: str, timeout: float = 5.0) -> bool:
         """Block until a socket has sent `task_info` for `token` (there is no ack on the wire)."""
-        return self._state.wait_registered(token, timeout)
+        return self.state.wait_registered(token, timeout)
 
     # ---- lifecycle
 
@@ -179,7 +137,7 @@ class Emulator:
 
         import uvicorn
 
-        state = self._state
+        state = self.state
         app = state.create_app()
         # websockets-sansio, not the legacy "websockets" implementation, which warns on import
         # (UvicornDeprecationWarning is a UserWarning: it would show in notebooks).
@@ -241,7 +199,7 @@ class Emulator:
     async def _quiesce(self, server: Any) -> None:
         """End task runs, then cut HTTP connections: a download still streaming would otherwise hold
         uvicorn's graceful shutdown for its full timeout and end in a logged cancellation."""
-        await self._state.shutdown()
+        await self.state.shutdown()
         for connection in list(server.server_state.connections):
             transport = getattr(connection, "transport", None)
             if hasattr(connection, "cycle") and transport is not None:  # HTTP, not WebSocket, protocols

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._delegate import Delegated
 from .._events import TaskEvent
 from .._exceptions import WiroError
 from .._loop import background_loop, run_sync
@@ -106,33 +107,13 @@ class VoiceSession:
             self._task = Task(self.aio.task)
         return self._task
 
-    @property
-    def slug(self) -> str:
-        return self.aio.slug
-
-    @property
-    def state(self) -> str:
-        return self.aio.state
-
-    @property
-    def error(self) -> WiroError | None:
-        return self.aio.error
-
-    @property
-    def transcript(self) -> list[tuple[str, str]]:
-        return self.aio.transcript
-
-    @property
-    def turns(self) -> list[VoiceTurn]:
-        return self.aio.turns
-
-    @property
-    def audio(self) -> bytes:
-        return self.aio.audio
-
-    @property
-    def cost(self) -> float | None:
-        return self.aio.cost
+    slug: Delegated[str] = Delegated("aio")
+    state: Delegated[str] = Delegated("aio")
+    error: Delegated[WiroError | None] = Delegated("aio")
+    transcript: Delegated[list[tuple[str, str]]] = Delegated("aio")
+    turns: Delegated[list[VoiceTurn]] = Delegated("aio")
+    audio: Delegated[bytes] = Delegated("aio")
+    cost: Delegated[float | None] = Delegated("aio")
 
     def save_audio(self, path: str | os.PathLike[str]) -> Path:
         return self.aio.save_audio(path)
