@@ -1,90 +1,71 @@
 """What the renderer (`_render.py`) reads of the objects it shows, as Protocols.
 
 The objects (`Model`, `Output`, `Task`, `ChatMessage`, …) delegate their displays to `_render`;
-`_render` knows them only by these shapes, so the arrows between them point one way.
+`_render` knows them only by these shapes, so the arrows between them point one way. Members are
+attributes where the objects' own fields have exactly these types, and read-only properties where
+they hold their own kinds of items (a list of `_models.Parameter` is no list of this `Parameter`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
 class Parameter(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def label(self) -> str: ...
-    @property
-    def description(self) -> str: ...
+    id: str
+    label: str
+    description: str
+
     def describe(self) -> str: ...
 
 
 class Model(Protocol):
-    @property
-    def slug(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def description(self) -> str: ...
-    @property
-    def categories(self) -> Sequence[str]: ...
-    @property
-    def price(self) -> float | None: ...
+    slug: str
+    title: str
+    description: str
+    categories: list[str]
+    price: float | None
+
     @property
     def parameters(self) -> Sequence[Parameter]: ...
 
 
 class JournalEntry(Protocol):
-    @property
-    def created(self) -> float: ...
-    @property
-    def task_id(self) -> str | None: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def outputs(self) -> Sequence[Mapping[str, Any]]: ...
-    @property
-    def saved(self) -> Sequence[str]: ...
+    created: float
+    task_id: str | None
+    model: str
+    status: str
+    outputs: list[dict[str, Any]]
+    saved: list[str]
 
 
 class Output(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def content_type(self) -> str: ...
-    @property
-    def size(self) -> int | None: ...
+    name: str
+    url: str
+    content_type: str
+    size: int | None
+
     @property
     def kind(self) -> str: ...
+
     def read(self, *, max_bytes: int = ...) -> bytes: ...
 
 
 class Task(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def done(self) -> bool: ...
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def error(self) -> str | None: ...
+    id: str
+    model: str
+    status: str
+    done: bool
+    ok: bool
+    error: str | None
+    cost: float | None
+    text: str
+    thinking: str
+
     @property
     def elapsed(self) -> float | None: ...
-    @property
-    def cost(self) -> float | None: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def thinking(self) -> str: ...
+
     @property
     def files(self) -> Sequence[Output]: ...
 
@@ -99,20 +80,17 @@ class ChatFile(Protocol):
 
 
 class AgentStep(Protocol):
-    @property
-    def tool(self) -> str: ...
-    @property
-    def tool_input(self) -> Any: ...
+    tool: str
+    tool_input: Any
 
 
 class ChatMessage(Protocol):
-    @property
-    def answer(self) -> str: ...
-    @property
-    def thinking(self) -> str: ...
+    answer: str
+    thinking: str
+    audio: bytes | None
+
     @property
     def agent_thoughts(self) -> Sequence[AgentStep]: ...
+
     @property
     def files(self) -> Sequence[ChatFile]: ...
-    @property
-    def audio(self) -> bytes | None: ...
