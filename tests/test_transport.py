@@ -204,3 +204,33 @@ def test_an_oversized_socket_message_falls_back_to_polling(emu: Any) -> None:
     assert task.ok
     lost = [e for e in events if e.kind == "socket_lost"]
     assert lost and "larger than 200,000 bytes" in str(lost[0].message)
+
+
+class RecordingTransport:
+    """A real httpx transport (it talks to the emulator) that notes each request's method and path."""
+
+    def __init__(self) -> None:
+        import httpx
+
+        self.inner = httpx.AsyncHTTPTransport()
+        self.seen: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: Any) -> Any:
+        self.seen.append((request.method, request.url.path))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_the_clients_transport_carries_api_calls_and_downloads(emu: Any, tmp_path: Any) -> None:
+    transport = RecordingTransport()
+    with make_client(emu, transport=transport) as wiro:  # type: ignore[arg-type]
+        task = wiro.run("wiro/text-to-image", prompt="through my transport", width=256, height=256)
+        [path] = task.save(tmp_path)
+    output_path = task.outputs[0].url.split("://", 1)[1].split("/", 1)[1]
+    assert ("POST", "/v1/Run/wiro/text-to-image") in transport.seen
+    assert ("GET", "/" + output_path) in transport.seen and path.stat().st_size > 0  # the download too
+    chat_transport = RecordingTransport()
+    dify_chat(emu, transport=chat_transport).send("through my transport too")  # type: ignore[arg-type]
+    assert ("POST", "/dify/v1/chat-messages") in chat_transport.seen

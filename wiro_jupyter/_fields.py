@@ -67,16 +67,6 @@ def _broken(where: str, name: str, value: Any, wanted: str) -> ServerError:
     )
 
 
-def object_field(payload: dict[str, Any], name: str, where: str) -> dict[str, Any]:
-    """An object field; absent -> {}."""
-    value = payload.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _broken(where, name, value, "an object")
-    return value
-
-
 def list_field(payload: dict[str, Any], name: str, where: str) -> list[Any]:
     """A list field of any items; absent -> []."""
     value = payload.get(name)

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 RATE = 24_000
 SAMPLE_BYTES = 2
 FRAME_BYTES = 9_600  # 200 ms: the chunk size of the docs' microphone code (Wiro §9)
-FRAME_SECONDS = FRAME_BYTES / (RATE * SAMPLE_BYTES)
 
 #: A WAV path, raw PCM16 LE mono bytes, or a NumPy array of int16 / float samples (frames × channels).
 AudioSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, "np.ndarray[Any, Any]"]

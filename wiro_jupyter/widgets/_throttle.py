@@ -25,7 +25,6 @@ class Throttle:
         self._last = float("-inf")
         self._timer: threading.Timer | None = None
         self._closed = False
-        self.calls = 0  # how many times fn ran (for tests and benchmarks)
 
     def __call__(self) -> None:
         with self._lock:
@@ -73,5 +72,4 @@ class Throttle:
         with self._run_lock:
             if self._closed and not final:
                 return  # a timer that lost the race against the final flush
-            self.calls += 1
             self._fn()

@@ -20,6 +20,7 @@ import io
 import math
 import sys
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from . import _media
@@ -206,6 +207,22 @@ async def _open(ctx: RunContext) -> None:
     await ctx.send_event("task_stream_ready")
 
 
+async def _client_audio(ctx: RunContext, voice: _Voice) -> AsyncIterator[bytes]:
+    """The client's audio frames until the session ends (its end, every listener gone, or the server's own
+    end), acting on an interrupt between them."""
+    while True:
+        item = await ctx.next_audio()
+        if item is None:
+            return
+        if item == SERVER_END:
+            await voice.server_end()
+            return
+        if item == INTERRUPT:
+            await voice.interrupt()
+        elif isinstance(item, bytes):
+            yield item
+
+
 async def run_conversation(ctx: RunContext) -> None:
     """A voice conversation: answers each utterance with both transcripts and a tone (`reply_ms` long)."""
     await _open(ctx)
@@ -214,18 +231,8 @@ async def run_conversation(ctx: RunContext) -> None:
     detector = UtteranceDetector()
     heard = 0
     try:
-        while True:
-            item = await ctx.next_audio()
-            if item is None:  # task_session_end, or every listener gone
-                return
-            if item == SERVER_END:
-                await voice.server_end()
-                return
-            if item == INTERRUPT:
-                await voice.interrupt()
-                continue
-            assert isinstance(item, bytes)
-            for ms in detector.feed(item):
+        async for pcm in _client_audio(ctx, voice):
+            for ms in detector.feed(pcm):
                 heard += 1
                 answer = reply_ms(ms)
                 text = f"Turn {heard}: I heard {ms / 1000:.2f} s of speech, and answer with {answer} ms of tone."
@@ -245,15 +252,8 @@ async def run_streaming_tts(ctx: RunContext) -> None:
     voice = _Voice(ctx, TTS_PRICE)
     voice.say(_Turn(None, None, await ctx.render(_speech_pcm, str(ctx.value("text") or ""))))
     try:
-        while True:
-            item = await ctx.next_audio()  # the client may stream audio; a TTS model ignores it
-            if item is None:
-                return
-            if item == SERVER_END:
-                await voice.server_end()
-                return
-            if item == INTERRUPT:
-                await voice.interrupt()
+        async for _ in _client_audio(ctx, voice):  # the client may stream audio; a TTS model ignores it
+            pass
     finally:
         await voice.close()
 
